@@ -1,0 +1,238 @@
+"""Generator specification: what a virtual-patient generator models, as data.
+
+A spec is a frozen pydantic model that loads from and dumps to YAML. Unknown keys are
+errors, and every error names the file, the key path and what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class SpecError(ValueError):
+    """A spec file could not be read or does not describe a valid generator."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CovariateType(str, Enum):
+    continuous = "continuous"
+    binary = "binary"
+    categorical = "categorical"
+    count = "count"
+
+
+class Transform(str, Enum):
+    """Monotone transform applied to a continuous covariate before modelling it as normal."""
+
+    none = "none"
+    log = "log"
+    log1p = "log1p"
+
+
+class OutcomeFamily(str, Enum):
+    normal = "normal"
+    bernoulli = "bernoulli"
+    poisson = "poisson"
+    weibull = "weibull"
+
+
+Level = str | int | float
+
+
+class Covariate(_Frozen):
+    name: str = Field(..., description="Column name in the patient-level data.")
+    type: CovariateType = Field(..., description="continuous | binary | categorical | count")
+    levels: list[Level] | None = Field(
+        None,
+        description=(
+            "Allowed values of a binary (exactly two: reference first) or categorical "
+            "covariate. Values outside the list fail the data contract. Learned from the "
+            "data when omitted."
+        ),
+    )
+    range: tuple[float, float] | None = Field(
+        None, description="Plausible [min, max] of a continuous or count covariate (data contract)."
+    )
+    transform: Transform = Field(
+        Transform.none,
+        description="Transform of a continuous covariate before it is modelled as normal "
+        "(log1p for skewed non-negative lab values).",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Covariate:
+        if self.type is CovariateType.binary and self.levels is not None and len(self.levels) != 2:
+            raise ValueError(f"binary covariate '{self.name}' needs exactly 2 levels, got {self.levels}")
+        if self.type is CovariateType.categorical and self.levels is not None and len(self.levels) < 2:
+            raise ValueError(f"categorical covariate '{self.name}' needs at least 2 levels")
+        if self.levels is not None and len(set(map(str, self.levels))) != len(self.levels):
+            raise ValueError(f"covariate '{self.name}' has repeated levels {self.levels}")
+        if self.levels is not None and self.type in (CovariateType.continuous, CovariateType.count):
+            raise ValueError(f"levels apply to binary/categorical covariates, not '{self.name}' ({self.type.value})")
+        if self.transform is not Transform.none and self.type is not CovariateType.continuous:
+            raise ValueError(f"transform applies to continuous covariates, not '{self.name}' ({self.type.value})")
+        if self.range is not None and self.range[0] >= self.range[1]:
+            raise ValueError(f"range of '{self.name}' must be [min, max] with min < max, got {list(self.range)}")
+        return self
+
+
+class Censoring(_Frozen):
+    """How virtual survival times are censored."""
+
+    administrative: float | None = Field(
+        None, description="End of follow-up in the data's time unit; later times are censored. "
+        "Default: the largest observed time in the fitting data."
+    )
+    dropout_rate: float = Field(
+        0.0, ge=0.0, description="Exponential loss-to-follow-up hazard per time unit (0 = none)."
+    )
+
+
+class Outcome(_Frozen):
+    family: OutcomeFamily = Field(..., description="normal | bernoulli | poisson | weibull (right-censored)")
+    column: str | None = Field(None, description="Outcome column for normal, bernoulli and poisson outcomes.")
+    levels: list[Level] | None = Field(
+        None, description="Bernoulli outcome values as [no-event, event] when not coded 0/1."
+    )
+    range: tuple[float, float] | None = Field(None, description="Plausible [min, max] of the outcome (contract).")
+    time: str | None = Field(None, description="Follow-up time column for survival outcomes (must be > 0).")
+    event: str | None = Field(None, description="Event indicator column for survival: 1 = event, 0 = censored.")
+    censoring: Censoring = Field(default_factory=Censoring, description="Censoring of virtual survival times.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Outcome:
+        survival = self.family is OutcomeFamily.weibull
+        if survival and (self.time is None or self.event is None):
+            raise ValueError("a weibull outcome needs both 'time' and 'event' columns")
+        if survival and self.column is not None:
+            raise ValueError("a weibull outcome uses 'time' and 'event', not 'column'")
+        if not survival and self.column is None:
+            raise ValueError(f"a {self.family.value} outcome needs 'column'")
+        if not survival and (self.time is not None or self.event is not None):
+            raise ValueError(f"'time'/'event' apply to survival outcomes, not {self.family.value}")
+        if self.levels is not None and (self.family is not OutcomeFamily.bernoulli or len(self.levels) != 2):
+            raise ValueError("outcome 'levels' are [no-event, event] of a bernoulli outcome")
+        return self
+
+    @property
+    def columns(self) -> list[str]:
+        return [c for c in (self.column, self.time, self.event) if c is not None]
+
+
+class Priors(_Frozen):
+    """Priors, stated on the internal standardised scale (see `virtual_patients.model`)."""
+
+    coefficient_sd: float = Field(
+        1.0, gt=0, description="Normal(0, sd) on regression coefficients per standard deviation "
+        "of a continuous predictor (or per unit of a binary/dummy predictor)."
+    )
+    intercept_sd: float = Field(2.5, gt=0, description="Normal(0, sd) on intercepts (link scale).")
+    between_study_sd: float = Field(
+        0.5, gt=0, description="Half-normal scale of the between-study sd tau of the outcome "
+        "intercept (link scale; 0.5 allows 'substantial' heterogeneity on the log-odds / "
+        "log-hazard scale and about half an outcome sd for normal outcomes)."
+    )
+
+
+class Sampler(_Frozen):
+    draws: int = Field(1000, ge=50, description="Posterior draws per chain kept after tuning.")
+    tune: int = Field(1000, ge=50, description="Tuning (warm-up) iterations per chain.")
+    chains: int = Field(4, ge=1, description="Independent chains (>= 2 for R-hat).")
+    target_accept: float = Field(0.9, gt=0.5, lt=1.0, description="NUTS target acceptance rate.")
+
+
+class MissingPolicy(str, Enum):
+    drop = "drop"
+    error = "error"
+
+
+class GeneratorSpec(_Frozen):
+    covariates: list[Covariate] = Field(..., min_length=1, description="Baseline covariates, modelled jointly "
+                                        "in this order (each given the ones before it).")
+    outcome: Outcome
+    study: str | None = Field(None, description="Column naming the study/site (hierarchical intercept).")
+    id: str | None = Field(None, description="Patient id column (must be unique).")
+    subset: str | None = Field(
+        None, description="pandas query selecting the rows to model, e.g. \"hormon == 0\" for a control arm."
+    )
+    missing: MissingPolicy = Field(
+        MissingPolicy.drop, description="Rows with a missing covariate or outcome: 'drop' (reported, "
+        "counted and logged) or 'error'."
+    )
+    max_missing: float = Field(0.2, ge=0, le=1, description="Largest share of missing values a column may "
+                               "have before the data contract fails.")
+    priors: Priors = Field(default_factory=Priors)
+    sampler: Sampler = Field(default_factory=Sampler)
+
+    @model_validator(mode="after")
+    def _check(self) -> GeneratorSpec:
+        names = [c.name for c in self.covariates]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"covariate names repeated: {dup}")
+        taken = set(self.outcome.columns) | {c for c in (self.study, self.id) if c}
+        clash = sorted(taken & set(names))
+        if clash:
+            raise ValueError(f"columns used both as covariate and as outcome/study/id: {clash}")
+        return self
+
+    # ------------------------------------------------------------------ I/O
+    @property
+    def columns(self) -> list[str]:
+        """Every data column the spec reads."""
+        extra = [c for c in (self.id, self.study) if c is not None]
+        return extra + [c.name for c in self.covariates] + self.outcome.columns
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=False), sort_keys=False)
+
+    def hash(self) -> str:
+        """SHA-256 of the canonical JSON form: the identity of the model a posterior belongs to."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<spec>") -> GeneratorSpec:
+        if not isinstance(data, dict):
+            raise SpecError(f"{source}: a generator spec is a YAML mapping, got {type(data).__name__}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            raise SpecError(format_validation_error(err, source)) from err
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> GeneratorSpec:
+        return cls.from_dict(read_yaml(path), source=str(path))
+
+
+def read_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: no such file")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise SpecError(f"{path}: not valid YAML ({err})") from err
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """One line per problem: file, key path, what was expected."""
+    lines = [f"{source}: {err.error_count()} problem(s) in the spec:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (not part of the schema; check its spelling)"
+        else:
+            msg = e["msg"]
+        lines.append(f"  - {loc}: {msg}")
+    return "\n".join(lines)
