@@ -1,0 +1,161 @@
+"""Turning patient tables into the numeric design the models work on, and back.
+
+Every covariate gets an `Encoder` learned once from the fitting data and saved with the
+generator, so that real patients, held-out patients and virtual patients are encoded
+identically:
+
+* continuous: z = (f(x) - mean) / sd with f the spec's transform (identity, log, log1p);
+* count: z = (log1p(x) - mean) / sd as a predictor; modelled as negative binomial;
+* binary: 0/1 indicator of the second level;
+* categorical: K-1 treatment-coded dummies (first level is the reference).
+
+The design matrix D of a patient is the concatenation of the predictor columns of all
+covariates in spec order; covariate j is modelled given the columns of covariates < j.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .spec import CovariateType, GeneratorSpec, Transform
+
+
+@dataclass(frozen=True)
+class Encoder:
+    name: str
+    type: str
+    levels: list = field(default_factory=list)  # binary/categorical, in model order
+    mean: float = 0.0  # of the transformed value (continuous/count)
+    sd: float = 1.0
+    transform: str = "none"
+    range: tuple[float, float] | None = None
+    integer: bool = False  # values are whole numbers in the data (reported back as such)
+
+    @property
+    def width(self) -> int:
+        """Number of design columns this covariate contributes."""
+        if self.type == "categorical":
+            return len(self.levels) - 1
+        return 1
+
+    @property
+    def column_names(self) -> list[str]:
+        if self.type == "categorical":
+            return [f"{self.name}[{lvl}]" for lvl in self.levels[1:]]
+        return [self.name]
+
+    # ---------------------------------------------------------------- forward
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Transformed-and-standardised value (continuous/count)."""
+        return (_transform(x, self.transform if self.type == "continuous" else "log1p") - self.mean) / self.sd
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        return _untransform(z * self.sd + self.mean, self.transform)
+
+    def codes(self, values: pd.Series) -> np.ndarray:
+        """Integer level codes (binary/categorical); -1 for values outside the levels."""
+        lookup = {str(v): i for i, v in enumerate(self.levels)}
+        return values.map(lambda v: lookup.get(_level_key(v), -1)).to_numpy(dtype=np.int64)
+
+    def design(self, values: pd.Series) -> np.ndarray:
+        """Design columns, shape (n, width)."""
+        if self.type in ("continuous", "count"):
+            return self.forward(values.to_numpy(dtype=float))[:, None]
+        codes = self.codes(values)
+        if (codes < 0).any():
+            bad = sorted({str(v) for v, c in zip(values, codes, strict=True) if c < 0})[:5]
+            raise ValueError(f"covariate '{self.name}': values {bad} are not among the fitted levels {self.levels}")
+        if self.type == "binary":
+            return codes[:, None].astype(float)
+        return (codes[:, None] == np.arange(1, len(self.levels))[None, :]).astype(float)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _level_key(v: object) -> str:
+    # 1, 1.0 and "1" name the same level (CSV round trips turn ints into floats)
+    if isinstance(v, float | np.floating) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _transform(x: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "log":
+        return np.log(x)
+    if kind == "log1p":
+        return np.log1p(x)
+    return np.asarray(x, dtype=float)
+
+
+def _untransform(x: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "log":
+        return np.exp(x)
+    if kind == "log1p":
+        return np.expm1(x)
+    return x
+
+
+def learn_encoders(df: pd.DataFrame, spec: GeneratorSpec) -> list[Encoder]:
+    """Learn each covariate's encoder from the (contract-checked, complete-case) data."""
+    encoders = []
+    for cov in spec.covariates:
+        col = df[cov.name]
+        if cov.type in (CovariateType.binary, CovariateType.categorical):
+            if cov.levels is not None:
+                levels = [_level_key(v) for v in cov.levels]
+            else:
+                levels = sorted({_level_key(v) for v in col}, key=_natural_key)
+            if cov.type is CovariateType.binary and len(levels) != 2:
+                raise ValueError(f"binary covariate '{cov.name}' has {len(levels)} distinct values {levels}; "
+                                 "declare its two levels in the spec")
+            encoders.append(Encoder(cov.name, cov.type.value, levels=levels))
+            continue
+        x = col.to_numpy(dtype=float)
+        kind = cov.transform.value if cov.type is CovariateType.continuous else "log1p"
+        if kind == "log" and (x <= 0).any():
+            raise ValueError(f"covariate '{cov.name}' has values <= 0; a log transform needs positive values")
+        if kind == "log1p" and (x <= -1).any():
+            raise ValueError(f"covariate '{cov.name}' has values <= -1; a log1p transform needs values > -1")
+        t = _transform(x, kind)
+        sd = float(t.std(ddof=1)) if len(t) > 1 else 1.0
+        if not np.isfinite(sd) or sd == 0:
+            raise ValueError(f"covariate '{cov.name}' is constant in the fitting data; drop it from the spec")
+        encoders.append(
+            Encoder(
+                cov.name,
+                cov.type.value,
+                mean=float(t.mean()),
+                sd=sd,
+                transform=cov.transform.value if cov.type is CovariateType.continuous else "none",
+                range=tuple(cov.range) if cov.range else None,
+                integer=bool(np.all(np.mod(x, 1) == 0)),
+            )
+        )
+    return encoders
+
+
+def _natural_key(s: str) -> tuple:
+    try:
+        return (0, float(s), s)
+    except ValueError:
+        return (1, 0.0, s)
+
+
+def design_matrix(df: pd.DataFrame, encoders: list[Encoder]) -> np.ndarray:
+    """The full design matrix D, shape (n, P), columns in spec order."""
+    if not encoders:
+        return np.zeros((len(df), 0))
+    return np.concatenate([enc.design(df[enc.name]) for enc in encoders], axis=1)
+
+
+def design_offsets(encoders: list[Encoder]) -> list[int]:
+    """Start column of each covariate in D (and the total width as a last entry)."""
+    return list(np.concatenate([[0], np.cumsum([e.width for e in encoders])]).astype(int))
+
+
+def design_names(encoders: list[Encoder]) -> list[str]:
+    return [name for e in encoders for name in e.column_names]

@@ -1,0 +1,430 @@
+"""The fitted virtual-patient generator: fit, save, load, sample cohorts, twins.
+
+`fit` turns a patient table and a `GeneratorSpec` into a `Generator`; a generator draws
+virtual cohorts (`sample_cohort`), scores real or virtual patients (`prognostic_score`)
+and produces counterfactual drug-response twins (`counterfactual`). The statistical
+model is written out in `virtual_patients.model`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from . import kernels
+from .effects import TreatmentEffect
+from .encoding import Encoder, design_matrix, design_names, design_offsets, learn_encoders
+from .model import OutcomeData, build_model
+from .spec import CovariateType, GeneratorSpec, MissingPolicy
+
+SPEC_FILE, POSTERIOR_FILE, META_FILE = "spec.yaml", "posterior.nc", "generator.json"
+NEW_STUDY = "new"
+_GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(15)
+_GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
+
+
+class GeneratorLoadError(ValueError):
+    """A saved generator is incomplete, or its spec does not match its posterior."""
+
+
+@dataclass(frozen=True)
+class MissingReport:
+    """Rows dropped for missing values, per column (reported, never silent)."""
+
+    n_input: int
+    n_used: int
+    missing_by_column: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_dropped(self) -> int:
+        return self.n_input - self.n_used
+
+    def describe(self) -> str:
+        if not self.n_dropped:
+            return f"{self.n_used} patients, no missing values"
+        cols = ", ".join(f"{c}: {k}" for c, k in self.missing_by_column.items() if k)
+        return (f"{self.n_used} of {self.n_input} patients used; {self.n_dropped} dropped for missing "
+                f"values ({cols})")
+
+
+# ---------------------------------------------------------------------- preparing data
+def select_rows(df: pd.DataFrame, spec: GeneratorSpec) -> pd.DataFrame:
+    """Apply the spec's `subset` query (e.g. the control arm of a trial)."""
+    if spec.subset is None:
+        return df
+    try:
+        out = df.query(spec.subset, engine="python")
+    except Exception as err:  # pandas raises many types for a bad query
+        raise ValueError(f"subset query {spec.subset!r} failed on the data: {err}") from err
+    return out
+
+
+def drop_missing(df: pd.DataFrame, spec: GeneratorSpec) -> tuple[pd.DataFrame, MissingReport]:
+    """Complete cases on the spec's columns; the count per column is reported."""
+    cols = [c for c in spec.columns if c in df.columns]
+    missing = {c: int(df[c].isna().sum()) for c in cols}
+    keep = ~df[cols].isna().any(axis=1)
+    if spec.missing is MissingPolicy.error and not keep.all():
+        bad = {c: k for c, k in missing.items() if k}
+        raise ValueError(f"missing values in {bad} and the spec says missing: error")
+    return df.loc[keep].reset_index(drop=True), MissingReport(len(df), int(keep.sum()), missing)
+
+
+def _outcome_internal(df: pd.DataFrame, spec: GeneratorSpec) -> tuple[OutcomeData, dict]:
+    """The outcome on the model's scale and the constants that map it back."""
+    o = spec.outcome
+    fam = o.family.value
+    if fam == "weibull":
+        t = df[o.time].to_numpy(dtype=float)
+        unit = float(np.median(t))
+        admin = o.censoring.administrative if o.censoring.administrative is not None else float(t.max())
+        scale = {"time_unit": unit, "administrative": float(admin), "dropout_rate": o.censoring.dropout_rate}
+        return OutcomeData(fam, t / unit, df[o.event].to_numpy(dtype=np.int64)), scale
+    y = df[o.column]
+    if fam == "normal":
+        yv = y.to_numpy(dtype=float)
+        scale = {"y_mean": float(yv.mean()), "y_sd": float(yv.std(ddof=1))}
+        return OutcomeData(fam, (yv - scale["y_mean"]) / scale["y_sd"]), scale
+    if fam == "bernoulli":
+        levels = [str(v) for v in o.levels] if o.levels is not None else ["0", "1"]
+        enc = Encoder(o.column, "binary", levels=levels)
+        return OutcomeData(fam, enc.codes(y)), {"levels": levels}
+    return OutcomeData(fam, y.to_numpy(dtype=np.int64)), {}
+
+
+def _covariate_observed(df: pd.DataFrame, encoders: list[Encoder], D: np.ndarray) -> dict[str, np.ndarray]:
+    offsets = design_offsets(encoders)
+    obs = {}
+    for j, enc in enumerate(encoders):
+        if enc.type == "continuous":
+            obs[enc.name] = D[:, offsets[j]]
+        elif enc.type == "count":
+            obs[enc.name] = df[enc.name].to_numpy(dtype=np.int64)
+        else:
+            obs[enc.name] = enc.codes(df[enc.name])
+    return obs
+
+
+# ---------------------------------------------------------------------- fitting
+def fit(
+    df: pd.DataFrame,
+    spec: GeneratorSpec,
+    seed: int = 0,
+    *,
+    progress: bool = True,
+    data_sha256: str | None = None,
+    check_contract: bool = True,
+) -> Generator:
+    """Fit a generator to patient-level data with PyMC (NUTS via nutpie).
+
+    The data contract (`validation.contract`) runs first; a failing contract raises
+    `DataContractError` and nothing is fitted. Rows with missing values are dropped and
+    reported in ``generator.meta["missing"]`` (spec ``missing: drop``).
+    """
+    import pymc as pm
+
+    df = select_rows(df, spec)
+    if check_contract:
+        from validation.contract import enforce
+
+        enforce(df, spec)
+    df, missing = drop_missing(df, spec)
+    if len(df) < 10:
+        raise ValueError(f"only {len(df)} complete patients after dropping missing values; need at least 10")
+    encoders = learn_encoders(df, spec)
+    D = design_matrix(df, encoders)
+    outcome, scale = _outcome_internal(df, spec)
+    studies = sorted(df[spec.study].astype(str).unique()) if spec.study else []
+    codes = (df[spec.study].astype(str).map({s: i for i, s in enumerate(studies)}).to_numpy()
+             if spec.study else np.zeros(len(df), dtype=np.int64))
+    model = build_model(D, _covariate_observed(df, encoders, D), encoders, outcome, codes, len(studies), spec)
+    s = spec.sampler
+    start = time.perf_counter()
+    with model:
+        idata = pm.sample(
+            draws=s.draws, tune=s.tune, chains=s.chains, target_accept=s.target_accept,
+            nuts_sampler="nutpie", random_seed=seed, progressbar=progress,
+        )
+    elapsed = time.perf_counter() - start
+    # keep only the posterior and sampler statistics: observed_data would copy patient rows
+    keep = {g: idata[g].to_dataset() for g in ("posterior", "sample_stats") if g in idata.children}
+    import xarray as xr
+
+    posterior = xr.DataTree.from_dict(keep)
+    posterior.attrs["spec_hash"] = spec.hash()
+    meta = {
+        "spec_hash": spec.hash(),
+        "seed": int(seed),
+        "data_sha256": data_sha256,
+        "n_patients": len(df),
+        "missing": {"n_input": missing.n_input, "n_used": missing.n_used,
+                    "by_column": missing.missing_by_column},
+        "studies": studies,
+        "encoders": [e.to_dict() for e in encoders],
+        "design_names": design_names(encoders),
+        "design_mean": D.mean(axis=0).tolist(),
+        "raw_means": {e.name: float(df[e.name].astype(float).mean()) for e in encoders
+                      if e.type in ("continuous", "count")},
+        "outcome_scale": scale,
+        "sampling_seconds": elapsed,
+        "versions": package_versions(),
+    }
+    return Generator(spec, posterior, meta)
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("insilico-trials", "pymc", "pytensor", "nutpie", "arviz", "numpy", "scipy", "pandas",
+                "xarray", "great-expectations", "mlflow", "dask"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    import platform
+
+    out["python"] = platform.python_version()
+    return out
+
+
+# ---------------------------------------------------------------------- the generator
+class Generator:
+    """A fitted generator of one population's patients under the control condition."""
+
+    def __init__(self, spec: GeneratorSpec, posterior, meta: dict):
+        self.spec = spec
+        self.posterior = posterior
+        self.meta = meta
+        self.encoders = [Encoder(**{**e, "range": tuple(e["range"]) if e.get("range") else None})
+                         for e in meta["encoders"]]
+        self.offsets = design_offsets(self.encoders)
+        self.studies: list[str] = list(meta["studies"])
+        self.family = spec.outcome.family.value
+        post = posterior["posterior"].to_dataset()
+        self.params = {name: _stack_draws(post[name].values) for name in post.data_vars}
+        self.n_draws = next(iter(self.params.values())).shape[0]
+
+    # ------------------------------------------------------------------ draws
+    def _params_at(self, i: int) -> dict[str, np.ndarray]:
+        return {k: v[i] for k, v in self.params.items()}
+
+    @property
+    def hierarchical(self) -> bool:
+        return "tau" in self.params
+
+    def _alpha(self, p: dict, study: str | None, rng: np.random.Generator | None) -> float:
+        """Study intercept: an existing study's, a new study's (drawn), or the mean."""
+        if study is None or not self.hierarchical:
+            if study not in (None, NEW_STUDY) and study not in self.studies:
+                raise ValueError(f"unknown study {study!r}; fitted studies: {self.studies or ['(none)']} or 'new'")
+            return float(p["mu"])
+        if study == NEW_STUDY:
+            return float(p["mu"] + p["tau"] * rng.standard_normal())
+        if study not in self.studies:
+            raise ValueError(f"unknown study {study!r}; fitted studies: {self.studies} or 'new'")
+        return float(p["mu"] + p["tau"] * p["study_z"][self.studies.index(study)])
+
+    # ------------------------------------------------------------------ cohorts
+    def sample_cohort(self, n: int, seed: int | np.random.Generator, study: str = NEW_STUDY) -> pd.DataFrame:
+        """Draw a virtual cohort of n patients: covariates and control outcome.
+
+        One posterior draw is taken for the whole cohort (parameter uncertainty is
+        propagated across cohorts, as between replicate trials), and for ``study="new"``
+        one new-study intercept from the between-study distribution.
+        """
+        if int(n) != n or n < 1:
+            raise ValueError(f"n must be a positive whole number, got {n}")
+        rng = np.random.default_rng(seed)
+        p = self._params_at(int(rng.integers(self.n_draws)))
+        alpha = self._alpha(p, study, rng)
+        D, values = kernels.draw_covariates(p, self.encoders, self.offsets, int(n), rng)
+        eta = alpha + D @ p["beta"]
+        y = kernels.outcome_from_noise(self.family, eta, kernels.outcome_noise(self.family, int(n), rng), p)
+        out = self._covariate_frame(values, int(n), study)
+        for col, v in self._outcome_columns(y, rng).items():
+            out[col] = v
+        return out
+
+    def _covariate_frame(self, values: dict[str, np.ndarray], n: int, study: str | None) -> pd.DataFrame:
+        cols: dict[str, object] = {}
+        if self.spec.id:
+            cols[self.spec.id] = [f"V{i + 1:07d}" for i in range(n)]
+        if self.spec.study:
+            cols[self.spec.study] = np.full(n, study if study is not None else NEW_STUDY, dtype=object)
+        for enc in self.encoders:
+            v = values[enc.name]
+            if enc.type in ("binary", "categorical"):
+                cols[enc.name] = np.asarray(_typed_levels(enc.levels), dtype=object)[v]
+                if all(isinstance(x, int) for x in _typed_levels(enc.levels)):
+                    cols[enc.name] = np.asarray(cols[enc.name], dtype=np.int64)
+            elif enc.type == "continuous" and enc.integer:
+                cols[enc.name] = np.round(v).astype(np.int64)
+            else:
+                cols[enc.name] = v
+        return pd.DataFrame(cols)
+
+    def _outcome_columns(self, y: np.ndarray, rng: np.random.Generator, suffix: str = "",
+                         censor_draw: tuple | None = None) -> dict[str, np.ndarray]:
+        o, sc = self.spec.outcome, self.meta["outcome_scale"]
+        if self.family == "normal":
+            return {o.column + suffix: sc["y_mean"] + sc["y_sd"] * y}
+        if self.family == "bernoulli":
+            levels = _typed_levels(sc["levels"])
+            return {o.column + suffix: np.asarray(levels, dtype=object)[y] if levels != [0, 1] else y}
+        if self.family == "poisson":
+            return {o.column + suffix: y}
+        t = y * sc["time_unit"]
+        c = censor_draw if censor_draw is not None else self.censoring_times(len(t), rng)
+        obs_t, event = np.minimum(t, c), (t <= c).astype(np.int64)
+        return {o.time + suffix: obs_t, o.event + suffix: event}
+
+    def censoring_times(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """End-of-follow-up and dropout censoring times (data's time unit)."""
+        sc = self.meta["outcome_scale"]
+        c = np.full(n, sc["administrative"], dtype=float)
+        if sc["dropout_rate"] > 0:
+            c = np.minimum(c, rng.exponential(1.0 / sc["dropout_rate"], n))
+        return c
+
+    # ------------------------------------------------------------------ twins
+    def design(self, df: pd.DataFrame) -> np.ndarray:
+        """Encode real or virtual patients exactly as the fitting data were encoded."""
+        missing_cols = [e.name for e in self.encoders if e.name not in df.columns]
+        if missing_cols:
+            raise ValueError(f"the data lack covariate columns {missing_cols}")
+        na = [e.name for e in self.encoders if df[e.name].isna().any()]
+        if na:
+            raise ValueError(f"covariates {na} have missing values; a twin needs every covariate")
+        return design_matrix(df, self.encoders)
+
+    def prognostic_score(self, df: pd.DataFrame) -> np.ndarray:
+        """Posterior mean of each patient's expected control outcome.
+
+        * normal: expected outcome in outcome units;
+        * bernoulli: probability of the event; poisson: expected count — both averaged
+          over a new study's intercept (the between-study distribution, 15-point
+          Gauss–Hermite quadrature), i.e. the population-level prediction;
+        * weibull: expected log hazard relative to the average fitting-data patient,
+          (D_i - mean D) · beta: 0 is an average patient, +0.5 a hazard e^0.5 times as high.
+        """
+        D = self.design(df)
+        P = self.params
+        if self.family == "normal":
+            sc = self.meta["outcome_scale"]
+            return sc["y_mean"] + sc["y_sd"] * (P["mu"].mean() + D @ P["beta"].mean(axis=0))
+        if self.family == "weibull":
+            return (D - np.asarray(self.meta["design_mean"])) @ P["beta"].mean(axis=0)
+        tau = P["tau"] if self.hierarchical else np.zeros(self.n_draws)
+        if self.family == "poisson":
+            lin = D @ P["beta"].T + (P["mu"] + tau**2 / 2)[None, :]
+            return np.exp(lin).mean(axis=1)
+        out = np.empty(len(df))
+        for lo in range(0, len(df), 1000):  # patients in blocks: (block, draws, nodes) stays small
+            lin = D[lo:lo + 1000] @ P["beta"].T + P["mu"][None, :]
+            probs = special.expit(lin[:, :, None] + tau[None, :, None] * _GH_NODES[None, None, :])
+            out[lo:lo + 1000] = (probs @ _GH_WEIGHTS).mean(axis=1)
+        return out
+
+    def individual_effect(self, df: pd.DataFrame, effect: TreatmentEffect) -> np.ndarray:
+        """delta_i on the link scale (outcome units for normal outcomes)."""
+        delta = effect.base(df).astype(float)
+        encs = {e.name: e for e in self.encoders}
+        for name, m in effect.modifiers.items():
+            enc = encs.get(name)
+            if enc is None:
+                raise ValueError(f"effect modifier '{name}' is not a covariate of this generator")
+            if enc.type in ("continuous", "count"):
+                delta += m * (df[name].to_numpy(dtype=float) - self.meta["raw_means"][name])
+            elif enc.type == "binary":
+                delta += m * enc.codes(df[name])
+            else:
+                raise ValueError(f"effect modifier '{name}' is categorical; use a binary indicator instead")
+        return delta
+
+    def counterfactual(self, df: pd.DataFrame, effect: TreatmentEffect, seed: int | np.random.Generator,
+                       study: str = NEW_STUDY) -> pd.DataFrame:
+        """Drug-response twins: each patient's outcome under control and under treatment.
+
+        Both potential outcomes share one posterior draw, one study intercept and the
+        same random noise (and censoring times), so their difference is the treatment
+        effect alone. Adds ``<outcome>_control``, ``<outcome>_treated`` (for survival,
+        time and event of each), ``effect_link`` and ``prognostic_score``.
+        """
+        rng = np.random.default_rng(seed)
+        D = self.design(df)
+        delta = self.individual_effect(df, effect)
+        p = self._params_at(int(rng.integers(self.n_draws)))
+        eta0 = self._alpha(p, study, rng) + D @ p["beta"]
+        shift = delta / self.meta["outcome_scale"]["y_sd"] if self.family == "normal" else delta
+        noise = kernels.outcome_noise(self.family, len(df), rng)
+        censor_draw = self.censoring_times(len(df), rng) if self.family == "weibull" else None
+        out = df.copy()
+        for suffix, eta in (("_control", eta0), ("_treated", eta0 + shift)):
+            y = kernels.outcome_from_noise(self.family, eta, noise, p)
+            for col, v in self._outcome_columns(y, rng, suffix, censor_draw).items():
+                out[col] = v
+        out["effect_link"] = delta
+        out["prognostic_score"] = self.prognostic_score(df)
+        return out
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, directory: str | Path) -> Path:
+        """Write spec.yaml, posterior.nc (posterior + sampler stats) and generator.json."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / SPEC_FILE).write_text(self.spec.to_yaml())
+        self.posterior.to_netcdf(d / POSTERIOR_FILE, engine="netcdf4")
+        (d / META_FILE).write_text(json.dumps(self.meta, indent=2, default=_json_default))
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Generator:
+        import xarray as xr
+
+        d = Path(directory)
+        for f in (SPEC_FILE, POSTERIOR_FILE, META_FILE):
+            if not (d / f).is_file():
+                raise GeneratorLoadError(f"{d}: not a saved generator ({f} is missing); run 'insilico fit' first")
+        spec = GeneratorSpec.from_yaml(d / SPEC_FILE)
+        meta = json.loads((d / META_FILE).read_text())
+        posterior = xr.open_datatree(d / POSTERIOR_FILE, engine="netcdf4").load()
+        recorded = posterior.attrs.get("spec_hash")
+        if not (spec.hash() == meta.get("spec_hash") == recorded):
+            raise GeneratorLoadError(
+                f"{d}: spec.yaml (hash {spec.hash()[:12]}) does not match the posterior it sits beside "
+                f"(fitted with spec hash {str(recorded)[:12]}); refit with 'insilico fit' after changing a spec"
+            )
+        return cls(spec, posterior, meta)
+
+
+def _stack_draws(values: np.ndarray) -> np.ndarray:
+    """(chain, draw, ...) -> (chain*draw, ...)."""
+    return values.reshape(values.shape[0] * values.shape[1], *values.shape[2:])
+
+
+def _typed_levels(levels: list[str]) -> list:
+    """Level labels back in their natural type (1 not '1') when every label is numeric."""
+    for cast in (int, float):
+        try:
+            return [cast(v) for v in levels]
+        except ValueError:
+            continue
+    return list(levels)
+
+
+def _json_default(o: object):
+    if isinstance(o, np.integer | np.floating):
+        return o.item()
+    if isinstance(o, tuple):
+        return list(o)
+    raise TypeError(f"cannot serialise {type(o).__name__}")
+
+
+__all__ = ["Generator", "GeneratorLoadError", "MissingReport", "NEW_STUDY", "fit", "CovariateType"]
