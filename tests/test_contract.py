@@ -117,7 +117,8 @@ def test_missing_column_is_named_and_other_failures_still_reported():
     df.loc[:2, "status"] = 2
     result = check_data(df, make_spec())
     assert not result.success
-    assert only_failure_about(result, 'covariate "stage"') == 'covariate "stage": column must be present; missing from the data'
+    line = only_failure_about(result, 'covariate "stage"')
+    assert line == 'covariate "stage": column must be present; missing from the data'
     assert only_failure_about(result, 'event column "status"').endswith("found 2 (3 rows)")
     assert "stage" not in result.missingness
 
@@ -239,10 +240,15 @@ def test_count_covariate_and_poisson_outcome_must_be_non_negative_integers():
 
 def test_bernoulli_outcome_defaults_to_0_1():
     spec = GeneratorSpec.from_dict(
-        {"covariates": [{"name": "age", "type": "continuous"}], "outcome": {"family": "bernoulli", "column": "y"}}
+        {
+            "covariates": [{"name": "age", "type": "continuous"}],
+            "outcome": {"family": "bernoulli", "column": "y"},
+        }
     )
     result = check_data(pd.DataFrame({"age": [50.0, 60.0, 70.0], "y": [0, 1, 2]}), spec)
-    assert result.failures == ['outcome column "y": values must be one of {"0", "1"} (compared as text); found "2" (1 row)']
+    assert result.failures == [
+        'outcome column "y": values must be one of {"0", "1"} (compared as text); found "2" (1 row)'
+    ]
 
 
 def test_enforce_raises_with_the_result():
@@ -250,7 +256,9 @@ def test_enforce_raises_with_the_result():
     df.loc[:2, "status"] = 2
     with pytest.raises(DataContractError) as caught:
         enforce(df, make_spec())
-    assert caught.value.result.failures == ['event column "status": values must be in {0, 1}; found 2 (3 rows)']
+    assert caught.value.result.failures == [
+        'event column "status": values must be in {0, 1}; found 2 (3 rows)'
+    ]
     assert 'event column "status"' in str(caught.value)
 
 

@@ -244,8 +244,8 @@ def _covariate_expectations(covariate: Covariate, label: str, max_missing: float
     """Missingness, type, level and range expectations of one covariate."""
     gxe = _import_gx().expectations
     name = covariate.name
-    # round() keeps 1 - 0.3 from becoming 0.7000000000000001 and failing a column that
-    # sits exactly at the limit.
+    # round() keeps 1 - 0.9 at 0.1 rather than 0.09999999999999998, so that a column
+    # sitting exactly at the limit gets the same verdict as the stated percentage.
     mostly = round(1.0 - max_missing, 12)
     found = [
         gxe.ExpectColumnValuesToNotBeNull(
@@ -297,7 +297,10 @@ def _survival_expectations(time: str, event: str, labels: dict[str, str]) -> lis
     """Follow-up time numeric and > 0; event indicator 0/1."""
     gxe = _import_gx().expectations
     positive = gxe.ExpectColumnValuesToBeBetween(
-        column=time, min_value=0, strict_min=True, meta=_meta(labels[time], "values must be > 0", _NEEDS_NUMERIC)
+        column=time,
+        min_value=0,
+        strict_min=True,
+        meta=_meta(labels[time], "values must be > 0", _NEEDS_NUMERIC),
     )
     indicator = gxe.ExpectColumnValuesToBeInSet(
         column=event, value_set=[0, 1], meta=_meta(labels[event], "values must be in {0, 1}", _NEEDS_COLUMN)
@@ -512,7 +515,8 @@ def _describe(result: dict, frame: pd.DataFrame, columns: list[str]) -> str:
     rule = contract.get("rule", config["type"])
     exception = result.get("exception_info") or {}
     if _raised(exception):
-        return f"{label}: {rule}; could not be checked ({config['type']} raised: {_exception_message(exception)})"
+        reason = f"{config['type']} raised: {_exception_message(exception)}"
+        return f"{label}: {rule}; could not be checked ({reason})"
     return f"{label}: {rule}; {_found(config, result.get('result') or {}, frame, columns)}"
 
 

@@ -1,0 +1,214 @@
+"""The `insilico` command line. No logic of its own: it parses, calls, and reports.
+
+A user mistake (bad spec, bad data, missing file) prints one readable paragraph and
+exits with code 2; ``--debug`` shows the traceback instead. Heavy libraries are imported
+inside the commands so that ``insilico --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+USER_ERROR = 2
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_fit(args) -> int:
+    from trials.study import fit_generator
+
+    con = _console()
+    res = fit_generator(args.data, args.spec, args.out, args.seed, progress=not args.no_progress,
+                        register=not args.no_register, overwrite=args.overwrite,
+                        model_name=args.name, log=lambda m: con.print(f"[bold]·[/] {m}"))
+    _report_fit(con, res)
+    return 0
+
+
+def _report_fit(con, res) -> None:
+    from validation.diagnostics import ESS_MIN, RHAT_MAX, converged
+
+    d = res.diagnostics
+    ok = converged(d)
+    con.print(f"[bold]generator saved[/] to {res.generator_dir}  (MLflow run {res.run_id})")
+    con.print(f"  max R-hat {d['max_rhat']:.4f} (< {RHAT_MAX}), min ESS bulk {d['min_ess_bulk']:.0f} / "
+              f"tail {d['min_ess_tail']:.0f} (>= {ESS_MIN}), divergences {d['divergences']}  "
+              + ("[green]converged[/]" if ok else "[red]NOT converged: do not use; raise sampler draws/tune[/]"))
+    if res.model_uri:
+        con.print(f"  registered model: {res.model_uri}")
+
+
+def cmd_sample(args) -> int:
+    from trials.study import write_atomically
+    from virtual_patients.generator import Generator
+
+    gen = Generator.load(args.generator)
+    cohort = gen.sample_cohort(args.n, args.seed, study=args.study)
+    write_atomically(cohort, args.out)
+    _console().print(f"wrote {len(cohort)} virtual patients (study {args.study!r}, seed {args.seed}) to {args.out}")
+    return 0
+
+
+def cmd_twins(args) -> int:
+    from trials.study import read_table, write_atomically
+    from virtual_patients.effects import TreatmentEffect
+    from virtual_patients.generator import Generator
+    from virtual_patients.spec import SpecError, format_validation_error, read_yaml
+
+    gen = Generator.load(args.generator)
+    df = read_table(args.data)
+    if args.effect is None and args.hazard_ratio is None and args.shift is None:
+        out = df.copy()
+        out["prognostic_score"] = gen.prognostic_score(df)
+    else:
+        if args.effect is not None:
+            try:
+                effect = TreatmentEffect.model_validate(read_yaml(args.effect))
+            except Exception as err:
+                from pydantic import ValidationError
+
+                if isinstance(err, ValidationError):
+                    raise SpecError(format_validation_error(err, args.effect)) from err
+                raise
+        elif args.hazard_ratio is not None:
+            effect = TreatmentEffect(kind="hazard_ratio", value=args.hazard_ratio)
+        else:
+            effect = TreatmentEffect(kind="link_shift", value=args.shift)
+        out = gen.counterfactual(df, effect, args.seed, study=args.study)
+    write_atomically(out, args.out)
+    _console().print(f"wrote {len(out)} twins with prognostic scores to {args.out}")
+    return 0
+
+
+def cmd_example(args) -> int:
+    from virtual_patients.examples import write_example
+
+    data, spec = write_example(args.name, args.out)
+    _console().print(f"wrote {data} and {spec}; fit with:\n  insilico fit --data {data} --spec {spec} --out DIR")
+    return 0
+
+
+def cmd_schema(args) -> int:
+    import json
+
+    from virtual_patients.effects import TreatmentEffect
+    from virtual_patients.spec import GeneratorSpec
+
+    models = {"generator": GeneratorSpec, "effect": TreatmentEffect}
+    print(json.dumps(models[args.name].model_json_schema(), indent=2))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from trials.demo import run_demo
+
+    run_demo(Path(args.out), seed=args.seed, console=_console(), progress=not args.no_progress)
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="insilico", description="In-silico clinical trials: Bayesian virtual "
+                                "patients, trial simulation, V&V evidence.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks instead of short error messages")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    f = sub.add_parser("fit", help="fit a Bayesian virtual-patient generator to patient-level data")
+    f.add_argument("--data", required=True, help="patient table (CSV or Parquet)")
+    f.add_argument("--spec", required=True, help="generator spec (YAML)")
+    f.add_argument("--out", required=True, help="folder for the fitted generator")
+    f.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
+    f.add_argument("--name", help="model registry name (default generator-<spec file name>)")
+    f.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    f.add_argument("--no-register", action="store_true", help="do not register the model in MLflow")
+    f.add_argument("--no-progress", action="store_true", help="hide the sampler's progress bar")
+    f.set_defaults(func=cmd_fit)
+
+    s = sub.add_parser("sample", help="draw a virtual cohort (synthetic control arm) from a fitted generator")
+    s.add_argument("generator", help="folder written by 'insilico fit'")
+    s.add_argument("--n", type=_positive_int, required=True, help="number of virtual patients")
+    s.add_argument("--seed", type=int, required=True, help="random seed")
+    s.add_argument("--out", required=True, help="CSV file to write")
+    s.add_argument("--study", default="new", help="'new' (a new study: MAP) or a fitted study's name")
+    s.set_defaults(func=cmd_sample)
+
+    t = sub.add_parser("twins", help="add prognostic scores (and counterfactual outcomes) to patients")
+    t.add_argument("generator", help="folder written by 'insilico fit'")
+    t.add_argument("--data", required=True, help="real or virtual patients (CSV or Parquet)")
+    t.add_argument("--out", required=True, help="CSV file to write")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--effect", help="treatment-effect model (YAML; 'insilico schema effect')")
+    g.add_argument("--hazard-ratio", type=float, help="counterfactuals under a constant hazard ratio")
+    g.add_argument("--shift", type=float, help="counterfactuals under a constant link-scale effect")
+    t.add_argument("--seed", type=int, default=0, help="seed for counterfactual outcomes")
+    t.add_argument("--study", default="new", help="study intercept for counterfactuals ('new' or a fitted study)")
+    t.set_defaults(func=cmd_twins)
+
+    e = sub.add_parser("example", help="export a bundled real data set and its spec")
+    e.add_argument("name", choices=["gbsg", "rotterdam", "indo_rct", "anorexia"])
+    e.add_argument("--out", required=True, help="folder to write <name>.csv and <name>.yaml")
+    e.set_defaults(func=cmd_example)
+
+    sc = sub.add_parser("schema", help="print the JSON Schema of a spec")
+    sc.add_argument("name", choices=["generator", "effect"])
+    sc.set_defaults(func=cmd_schema)
+
+    d = sub.add_parser("demo", help="the main job on embedded defaults: real data -> generator -> synthetic control arm and twins")
+    d.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
+    d.add_argument("--seed", type=int, default=20261123)
+    d.add_argument("--no-progress", action="store_true")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {v}")
+    return v
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from trials.study import InputError
+    from validation.contract import DataContractError
+    from virtual_patients.generator import GeneratorLoadError
+    from virtual_patients.spec import SpecError
+
+    return (SpecError, InputError, DataContractError, GeneratorLoadError, ValueError, FileNotFoundError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("INSILICO_DEBUG") == "1"
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if debug or not isinstance(err, _user_errors()):
+            raise
+        from validation.contract import DataContractError
+
+        text = err.result.report() if isinstance(err, DataContractError) else str(err)
+        print(f"insilico {args.command}: error: {text}", file=sys.stderr)
+        if isinstance(err, DataContractError):
+            print("Nothing was fitted; the MLflow run is marked FAILED with the validation result attached.",
+                  file=sys.stderr)
+        return USER_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Pipeline stages that join the packages: each stage is one MLflow run.
+
+`fit_generator` is the tracked fit behind ``insilico fit``: data contract first (a
+failing contract ends the run FAILED with the validation result attached, and fits
+nothing), then the PyMC fit, convergence diagnostics, the saved generator, and its
+registration in the MLflow model registry.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+
+class InputError(ValueError):
+    """An input file cannot be used (missing, unreadable, empty, wrong format)."""
+
+
+@dataclass(frozen=True)
+class FitOutcome:
+    generator_dir: Path
+    run_id: str
+    model_uri: str | None
+    diagnostics: dict
+    missing: str
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV or Parquet patient table with a clear error for the usual mistakes."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such file")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p}: the file is empty (no header, no rows)")
+    try:
+        if p.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(p)
+        return pd.read_csv(p)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as err:
+        raise InputError(f"{p}: cannot be read as {'Parquet' if p.suffix.lower() in ('.parquet', '.pq') else 'CSV'} ({err})") from err
+
+
+def write_atomically(df: pd.DataFrame, out: str | Path) -> Path:
+    """Write a CSV through a temporary file, so a failure never leaves half a file."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=out.parent, suffix=".tmp", delete=False) as tmp:
+        df.to_csv(tmp.name, index=False)
+    Path(tmp.name).replace(out)
+    return out
+
+
+def fit_generator(
+    data_path: str | Path,
+    spec_path: str | Path,
+    out_dir: str | Path,
+    seed: int = 0,
+    *,
+    progress: bool = True,
+    register: bool = True,
+    overwrite: bool = False,
+    model_name: str | None = None,
+    log=print,
+) -> FitOutcome:
+    """Contract-check, fit, diagnose, save and register a generator; one MLflow run."""
+    import mlflow
+
+    from validation import tracking
+    from validation.contract import DataContractError, check_data
+    from validation.diagnostics import converged, mcmc_diagnostics, posterior_summary
+    from virtual_patients.generator import drop_missing, fit, select_rows
+    from virtual_patients.registry import GeneratorModel
+    from virtual_patients.spec import GeneratorSpec
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise InputError(f"{out_dir}: exists and is not empty; choose a new --out or pass --overwrite")
+    spec = GeneratorSpec.from_yaml(spec_path)
+    df = read_table(data_path)
+    sha = tracking.sha256_file(data_path)
+    rows = select_rows(df, spec)
+
+    tracking.setup()
+    name = model_name or f"generator-{Path(spec_path).stem}"
+    with mlflow.start_run(run_name=f"fit {Path(spec_path).stem}") as run:
+        mlflow.set_tags({"stage": "fit_generator", "seed": str(seed)})
+        tracking.log_versions(_versions())
+        tracking.log_spec(spec.to_yaml(), spec.hash())
+        tracking.log_input_file(data_path, sha, {c: df[c].dtype.kind for c in df.columns})
+        mlflow.log_params({"seed": seed, "n_rows_file": len(df), "n_rows_selected": len(rows),
+                           "family": spec.outcome.family.value, "n_covariates": len(spec.covariates)})
+
+        log(f"checking the data contract ({len(spec.columns)} columns, {len(rows)} rows)")
+        result = check_data(rows, spec)
+        tracking.log_json(result.gx_result, "data_contract/validation_result.json")
+        tracking.log_json({"success": result.success, "failures": result.failures,
+                           "missingness": result.missingness}, "data_contract/summary.json")
+        tracking.log_metrics({"contract_success": float(result.success)})
+        if not result.success:
+            mlflow.end_run(status="FAILED")
+            raise DataContractError(result)
+        _, missing = drop_missing(rows, spec)
+        log(missing.describe())
+        tracking.log_metrics({"n_patients": missing.n_used, "n_dropped_missing": missing.n_dropped})
+
+        log(f"fitting the generator: {spec.sampler.chains} chains x {spec.sampler.draws} draws (nutpie)")
+        gen = fit(rows, spec, seed, progress=progress, data_sha256=sha, check_contract=False)
+        diag = mcmc_diagnostics(gen.posterior)
+        gen.meta["diagnostics"] = diag
+        gen.meta["mlflow_run_id"] = run.info.run_id
+        tracking.log_metrics({**{k: v for k, v in diag.items()}, "sampling_seconds": gen.meta["sampling_seconds"]})
+        tracking.log_dataframe(posterior_summary(gen.posterior), "posterior/summary.csv")
+
+        with tempfile.TemporaryDirectory(dir=out_dir.parent if out_dir.parent.exists() else None) as tmp:
+            staged = gen.save(Path(tmp) / "generator")
+            tracking.log_file(staged / "posterior.nc", "posterior")
+            tracking.log_file(staged / "generator.json", "posterior")
+            model_uri = None
+            if register:
+                log(f"registering '{name}' in the MLflow model registry")
+                model_uri = tracking.register_directory_model(staged, GeneratorModel(), name, _requirements())
+            if out_dir.exists():
+                shutil.rmtree(out_dir)
+            out_dir.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(staged), str(out_dir))
+        mlflow.set_tag("converged", str(converged(diag)))
+        return FitOutcome(out_dir, run.info.run_id, model_uri, diag, missing.describe())
+
+
+def _versions() -> dict[str, str]:
+    from virtual_patients.generator import package_versions
+
+    return package_versions()
+
+
+def _requirements() -> list[str]:
+    v = _versions()
+    return [f"{pkg}=={v[pkg]}" for pkg in ("pymc", "nutpie", "arviz", "numpy", "scipy", "pandas", "xarray")
+            if v.get(pkg, "not installed") != "not installed"]

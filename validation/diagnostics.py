@@ -1,0 +1,49 @@
+"""MCMC convergence diagnostics of a posterior (calculation verification).
+
+Thresholds follow REGULATORY.md: rank-normalised R-hat < 1.01, bulk and tail ESS >= 400,
+no divergent transitions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+RHAT_MAX, ESS_MIN = 1.01, 400
+
+
+def _extreme(tree, reduce) -> float:
+    ds = tree["posterior"].to_dataset() if "posterior" in getattr(tree, "children", {}) else tree.to_dataset()
+    vals = [reduce(np.asarray(ds[v].values, dtype=float)) for v in ds.data_vars if ds[v].size]
+    return float(reduce(np.array(vals)))
+
+
+def mcmc_diagnostics(posterior) -> dict[str, float]:
+    """Worst-case R-hat and ESS over every parameter, and the divergence count.
+
+    ``posterior`` is the DataTree returned by PyMC (groups posterior, sample_stats).
+    """
+    import arviz as az
+
+    post = posterior["posterior"]
+    stats = posterior["sample_stats"].to_dataset() if "sample_stats" in posterior.children else None
+    divergences = int(stats["diverging"].values.sum()) if stats is not None and "diverging" in stats else 0
+    return {
+        "max_rhat": _extreme(az.rhat(post), np.nanmax),
+        "min_ess_bulk": _extreme(az.ess(post, method="bulk"), np.nanmin),
+        "min_ess_tail": _extreme(az.ess(post, method="tail"), np.nanmin),
+        "divergences": divergences,
+        "chains": int(post.sizes["chain"]),
+        "draws": int(post.sizes["draw"]),
+    }
+
+
+def converged(diag: dict[str, float]) -> bool:
+    return (diag["max_rhat"] < RHAT_MAX and diag["min_ess_bulk"] >= ESS_MIN
+            and diag["min_ess_tail"] >= ESS_MIN and diag["divergences"] == 0)
+
+
+def posterior_summary(posterior):
+    """ArviZ summary table (mean, sd, 94% ETI, ESS, R-hat) as a DataFrame."""
+    import arviz as az
+
+    return az.summary(posterior["posterior"], ci_prob=0.94, ci_kind="eti")

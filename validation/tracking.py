@@ -1,0 +1,147 @@
+"""MLflow tracking conventions: where runs go, and one small `log_<thing>` per record.
+
+Default store: ``sqlite:///<project>/mlflow/mlflow.db`` with artifacts in
+``<project>/mlflow/artifacts`` (the project root when installed from a checkout, else
+the working directory). ``MLFLOW_TRACKING_URI`` points at a shared server instead.
+Patient rows are never logged: inputs are recorded by path, SHA-256 and a schema.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+DEFAULT_EXPERIMENT = "insilico-trials"
+
+
+def project_root() -> Path:
+    """The checkout holding this package (its mlflow/ folder), else the working directory."""
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "mlflow" / "README.md").is_file() else Path.cwd()
+
+
+def store_paths() -> tuple[str, str]:
+    """(tracking URI, default artifact location)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    root = project_root() / "mlflow"
+    if uri:
+        return uri, os.environ.get("INSILICO_ARTIFACT_ROOT", "")
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root / 'mlflow.db'}", (root / "artifacts").as_uri()
+
+
+def setup(experiment: str = DEFAULT_EXPERIMENT) -> str:
+    """Point MLflow at the store and select (creating if needed) the experiment."""
+    import logging
+
+    import mlflow
+
+    # alembic prints every schema migration when a new SQLite store is created
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    uri, artifacts = store_paths()
+    mlflow.set_tracking_uri(uri)
+    exp = mlflow.get_experiment_by_name(experiment)
+    if exp is None:
+        mlflow.create_experiment(experiment, artifact_location=artifacts or None)
+    mlflow.set_experiment(experiment)
+    return uri
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def log_versions(versions: dict[str, str]) -> None:
+    import mlflow
+
+    mlflow.set_tags({f"version.{k}": v for k, v in versions.items()})
+    commit = git_commit()
+    if commit:
+        mlflow.set_tag("code.git_commit", commit)
+
+
+def git_commit() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True,
+                             text=True, timeout=5, check=False)
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
+def log_input_file(path: str | Path, sha256: str, columns: dict[str, str], context: str = "training") -> None:
+    """Record an input file as an MLflow dataset: path, SHA-256 and column types; no rows."""
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.types import ColSpec, DataType, Schema
+
+    kinds = {"i": DataType.long, "u": DataType.long, "f": DataType.double, "b": DataType.boolean}
+    schema = Schema([ColSpec(kinds.get(k, DataType.string), name) for name, k in columns.items()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the registry warns while it guesses a source type
+        source = resolve_dataset_source(str(Path(path).resolve()))
+    # the dataset table keeps at most 36 characters of digest; the full hash goes in a tag
+    ds = MetaDataset(source, name=Path(path).name, digest=sha256[:36], schema=schema)
+    mlflow.log_input(ds, context=context)
+    mlflow.set_tag(f"input.{context}.sha256", sha256)
+
+
+def log_json(obj: Any, artifact_file: str) -> None:
+    import mlflow
+
+    mlflow.log_text(json.dumps(obj, indent=2, default=str), artifact_file)
+
+
+def log_dataframe(df, artifact_file: str) -> None:
+    import mlflow
+
+    mlflow.log_text(df.to_csv(), artifact_file)
+
+
+def log_file(path: str | Path, artifact_path: str | None = None) -> None:
+    import mlflow
+
+    mlflow.log_artifact(str(path), artifact_path)
+
+
+def log_metrics(metrics: dict[str, float]) -> None:
+    import math
+
+    import mlflow
+
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))})
+
+
+def log_spec(spec_yaml: str, spec_hash: str, artifact_file: str = "spec.yaml") -> None:
+    import mlflow
+
+    mlflow.log_text(spec_yaml, artifact_file)
+    mlflow.set_tag("spec.sha256", spec_hash)
+
+
+def register_directory_model(directory: str | Path, python_model, registered_name: str,
+                             requirements: list[str]) -> str:
+    """Log a folder as a pyfunc model and register it; returns the model URI."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory():
+        info = mlflow.pyfunc.log_model(
+            name="generator",
+            python_model=python_model,
+            artifacts={"generator": str(directory)},
+            registered_model_name=registered_name,
+            pip_requirements=requirements,
+        )
+    return info.model_uri
