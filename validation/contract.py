@@ -278,7 +278,7 @@ def _outcome_expectations(outcome: Outcome, labels: dict[str, str]) -> list[Expe
     """Completeness and value expectations of the outcome column(s)."""
     found = [_not_null(name, labels[name]) for name in outcome.columns]
     family, column = outcome.family, outcome.column
-    if family is OutcomeFamily.weibull:
+    if outcome.survival:
         found += _survival_expectations(outcome.time, outcome.event, labels)
     elif family is OutcomeFamily.bernoulli:
         found.append(_in_levels(column, labels[column], outcome.levels or [0, 1]))
@@ -287,7 +287,7 @@ def _outcome_expectations(outcome: Outcome, labels: dict[str, str]) -> list[Expe
     if family is OutcomeFamily.poisson:
         found.append(_non_negative_integer(column, labels[column]))
     # The plausible range of a survival outcome is that of its follow-up time.
-    ranged = outcome.time if family is OutcomeFamily.weibull else column
+    ranged = outcome.time if outcome.survival else column
     if outcome.range is not None and family is not OutcomeFamily.bernoulli:
         found.append(_in_range(ranged, labels[ranged], outcome.range))
     return found
@@ -393,7 +393,7 @@ def _numeric_columns(spec: GeneratorSpec) -> list[str]:
     names = [c.name for c in spec.covariates if c.type in (CovariateType.continuous, CovariateType.count)]
     if spec.outcome.family in (OutcomeFamily.normal, OutcomeFamily.poisson):
         names.append(spec.outcome.column)
-    if spec.outcome.family is OutcomeFamily.weibull:
+    if spec.outcome.survival:
         names.append(spec.outcome.time)
     return names
 

@@ -22,9 +22,20 @@ def mcmc_diagnostics(posterior) -> dict[str, float]:
 
     ``posterior`` is the DataTree returned by PyMC (groups posterior, sample_stats).
     """
+    import warnings
+
     import arviz as az
 
     post = posterior["posterior"]
+    # constants (a reference level fixed at 0) have no R-hat/ESS: leave them out
+    ds = post.to_dataset()
+    post = post.drop_vars([v for v in ds.data_vars if float(ds[v].std()) == 0.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _diagnostics(az, post, posterior)
+
+
+def _diagnostics(az, post, posterior) -> dict[str, float]:
     stats = posterior["sample_stats"].to_dataset() if "sample_stats" in posterior.children else None
     divergences = int(stats["diverging"].values.sum()) if stats is not None and "diverging" in stats else 0
     return {

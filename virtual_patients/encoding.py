@@ -4,7 +4,9 @@ Every covariate gets an `Encoder` learned once from the fitting data and saved w
 generator, so that real patients, held-out patients and virtual patients are encoded
 identically:
 
-* continuous: z = (f(x) - mean) / sd with f the spec's transform (identity, log, log1p);
+* continuous: z = (f(x) - mean) / sd with f the spec's transform (identity, log, log1p,
+  or quantile: normal scores of the empirical CDF, a Gaussian-copula margin; a count
+  covariate with the quantile transform is encoded this way too);
 * count: z = (log1p(x) - mean) / sd as a predictor; modelled as negative binomial;
 * binary: 0/1 indicator of the second level;
 * categorical: K-1 treatment-coded dummies (first level is the reference).
@@ -19,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from .spec import CovariateType, GeneratorSpec, Transform
 
@@ -33,6 +36,7 @@ class Encoder:
     transform: str = "none"
     range: tuple[float, float] | None = None
     integer: bool = False  # values are whole numbers in the data (reported back as such)
+    knots: list = field(default_factory=list)  # quantile transform: quantiles at QUANTILE_PROBS
 
     @property
     def width(self) -> int:
@@ -50,9 +54,13 @@ class Encoder:
     # ---------------------------------------------------------------- forward
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Transformed-and-standardised value (continuous/count)."""
+        if self.transform == "quantile":
+            return (_normal_scores(np.asarray(x, dtype=float), self.knots) - self.mean) / self.sd
         return (_transform(x, self.transform if self.type == "continuous" else "log1p") - self.mean) / self.sd
 
     def inverse(self, z: np.ndarray) -> np.ndarray:
+        if self.transform == "quantile":
+            return np.interp(special.ndtr(z * self.sd + self.mean), QUANTILE_PROBS, self.knots)
         return _untransform(z * self.sd + self.mean, self.transform)
 
     def codes(self, values: pd.Series) -> np.ndarray:
@@ -74,6 +82,23 @@ class Encoder:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# Interior probabilities only: the stored margin never holds a single patient's extreme value.
+QUANTILE_PROBS = np.linspace(0.0025, 0.9975, 201)
+
+
+def _normal_scores(x: np.ndarray, knots: list) -> np.ndarray:
+    """Normal scores of x under the empirical CDF given by its quantile knots.
+
+    Tied knots (a point mass, e.g. many zeros) map to the middle of their probability
+    range, as mid-ranks would.
+    """
+    q = np.asarray(knots, dtype=float)
+    uq, inv = np.unique(q, return_inverse=True)
+    p_mid = np.bincount(inv, weights=QUANTILE_PROBS) / np.bincount(inv)
+    p = np.interp(x, uq, p_mid) if len(uq) > 1 else np.full(np.shape(x), 0.5)
+    return special.ndtri(p)
 
 
 def _level_key(v: object) -> str:
@@ -115,6 +140,13 @@ def learn_encoders(df: pd.DataFrame, spec: GeneratorSpec) -> list[Encoder]:
             encoders.append(Encoder(cov.name, cov.type.value, levels=levels))
             continue
         x = col.to_numpy(dtype=float)
+        if cov.transform is Transform.quantile:
+            knots = np.quantile(x, QUANTILE_PROBS).tolist()
+            t = _normal_scores(x, knots)
+            encoders.append(Encoder(cov.name, "continuous", mean=float(t.mean()), sd=float(t.std(ddof=1)),
+                                    transform="quantile", range=tuple(cov.range) if cov.range else None,
+                                    integer=bool(np.all(np.mod(x, 1) == 0)), knots=knots))
+            continue
         kind = cov.transform.value if cov.type is CovariateType.continuous else "log1p"
         if kind == "log" and (x <= 0).any():
             raise ValueError(f"covariate '{cov.name}' has values <= 0; a log transform needs positive values")

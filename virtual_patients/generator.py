@@ -80,12 +80,21 @@ def _outcome_internal(df: pd.DataFrame, spec: GeneratorSpec) -> tuple[OutcomeDat
     """The outcome on the model's scale and the constants that map it back."""
     o = spec.outcome
     fam = o.family.value
-    if fam == "weibull":
+    if o.survival:
         t = df[o.time].to_numpy(dtype=float)
+        event = df[o.event].to_numpy(dtype=np.int64)
         unit = float(np.median(t))
         admin = o.censoring.administrative if o.censoring.administrative is not None else float(t.max())
         scale = {"time_unit": unit, "administrative": float(admin), "dropout_rate": o.censoring.dropout_rate}
-        return OutcomeData(fam, t / unit, df[o.event].to_numpy(dtype=np.int64)), scale
+        cuts = None
+        if fam == "piecewise_exponential":
+            event_times = t[event == 1] / unit
+            if len(event_times) < 2 * o.intervals:
+                raise ValueError(f"{len(event_times)} events are too few for {o.intervals} baseline-hazard "
+                                 "intervals; lower outcome.intervals")
+            cuts = np.unique(np.quantile(event_times, np.arange(1, o.intervals) / o.intervals))
+            scale["cuts"] = cuts.tolist()
+        return OutcomeData(fam, t / unit, event, cuts), scale
     y = df[o.column]
     if fam == "normal":
         yv = y.to_numpy(dtype=float)
@@ -210,6 +219,9 @@ class Generator:
         post = posterior["posterior"].to_dataset()
         self.params = {name: _stack_draws(post[name].values) for name in post.data_vars}
         self.n_draws = next(iter(self.params.values())).shape[0]
+        self.survival = spec.outcome.survival
+        cuts = meta["outcome_scale"].get("cuts")
+        self._cuts = np.asarray(cuts) if cuts is not None else None
 
     # ------------------------------------------------------------------ draws
     def _params_at(self, i: int) -> dict[str, np.ndarray]:
@@ -232,25 +244,38 @@ class Generator:
         return float(p["mu"] + p["tau"] * p["study_z"][self.studies.index(study)])
 
     # ------------------------------------------------------------------ cohorts
-    def sample_cohort(self, n: int, seed: int | np.random.Generator, study: str = NEW_STUDY) -> pd.DataFrame:
+    def sample_cohort(self, n: int, seed: int | np.random.Generator, study: str = NEW_STUDY,
+                      parameter_draws: int = 1) -> pd.DataFrame:
         """Draw a virtual cohort of n patients: covariates and control outcome.
 
-        One posterior draw is taken for the whole cohort (parameter uncertainty is
-        propagated across cohorts, as between replicate trials), and for ``study="new"``
-        one new-study intercept from the between-study distribution.
+        By default one posterior draw is taken for the whole cohort (and, for
+        ``study="new"``, one new-study intercept): cohorts then differ as replicate
+        trials would, parameter uncertainty included. ``parameter_draws=k`` splits the
+        cohort over k posterior draws (each with its own new-study intercept) and so
+        approximates the posterior predictive population, as used for fidelity checks.
         """
         if int(n) != n or n < 1:
             raise ValueError(f"n must be a positive whole number, got {n}")
+        if int(parameter_draws) != parameter_draws or not 1 <= parameter_draws <= n:
+            raise ValueError(f"parameter_draws must be a whole number in [1, n], got {parameter_draws}")
         rng = np.random.default_rng(seed)
-        p = self._params_at(int(rng.integers(self.n_draws)))
-        alpha = self._alpha(p, study, rng)
-        D, values = kernels.draw_covariates(p, self.encoders, self.offsets, int(n), rng)
-        eta = alpha + D @ p["beta"]
-        y = kernels.outcome_from_noise(self.family, eta, kernels.outcome_noise(self.family, int(n), rng), p)
+        sizes = np.diff(np.linspace(0, int(n), int(parameter_draws) + 1).round().astype(int))
+        parts = [self._draw_part(int(m), study, rng) for m in sizes]
+        values = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
         out = self._covariate_frame(values, int(n), study)
+        y = np.concatenate([p[1] for p in parts])
         for col, v in self._outcome_columns(y, rng).items():
             out[col] = v
         return out
+
+    def _draw_part(self, n: int, study: str, rng: np.random.Generator) -> tuple[dict, np.ndarray]:
+        """n patients under one posterior draw: covariate values and internal outcome."""
+        p = self._params_at(int(rng.integers(self.n_draws)))
+        alpha = self._alpha(p, study, rng)
+        D, values = kernels.draw_covariates(p, self.encoders, self.offsets, n, rng)
+        eta = alpha + D @ p["beta"]
+        y = kernels.outcome_from_noise(self.family, eta, kernels.outcome_noise(self.family, n, rng), p, self._cuts)
+        return values, y
 
     def _covariate_frame(self, values: dict[str, np.ndarray], n: int, study: str | None) -> pd.DataFrame:
         cols: dict[str, object] = {}
@@ -311,7 +336,7 @@ class Generator:
         * bernoulli: probability of the event; poisson: expected count — both averaged
           over a new study's intercept (the between-study distribution, 15-point
           Gauss–Hermite quadrature), i.e. the population-level prediction;
-        * weibull: expected log hazard relative to the average fitting-data patient,
+        * survival: expected log hazard relative to the average fitting-data patient,
           (D_i - mean D) · beta: 0 is an average patient, +0.5 a hazard e^0.5 times as high.
         """
         D = self.design(df)
@@ -319,17 +344,78 @@ class Generator:
         if self.family == "normal":
             sc = self.meta["outcome_scale"]
             return sc["y_mean"] + sc["y_sd"] * (P["mu"].mean() + D @ P["beta"].mean(axis=0))
-        if self.family == "weibull":
+        if self.survival:
             return (D - np.asarray(self.meta["design_mean"])) @ P["beta"].mean(axis=0)
-        tau = P["tau"] if self.hierarchical else np.zeros(self.n_draws)
+        A, w = self._alpha_nodes(NEW_STUDY)
         if self.family == "poisson":
-            lin = D @ P["beta"].T + (P["mu"] + tau**2 / 2)[None, :]
-            return np.exp(lin).mean(axis=1)
-        out = np.empty(len(df))
-        for lo in range(0, len(df), 1000):  # patients in blocks: (block, draws, nodes) stays small
-            lin = D[lo:lo + 1000] @ P["beta"].T + P["mu"][None, :]
-            probs = special.expit(lin[:, :, None] + tau[None, :, None] * _GH_NODES[None, None, :])
-            out[lo:lo + 1000] = (probs @ _GH_WEIGHTS).mean(axis=1)
+            return self._blocked(D, lambda lin: np.exp(lin[:, :, None] + A[None]) @ w)
+        return self._blocked(D, lambda lin: special.expit(lin[:, :, None] + A[None]) @ w)
+
+    def _alpha_nodes(self, study: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """Study intercepts as quadrature nodes per posterior draw: (draws, m) and weights (m,).
+
+        A new study integrates over N(mu, tau) with 15-point Gauss-Hermite quadrature; a
+        fitted study, or a model without a study hierarchy, is a single node.
+        """
+        P = self.params
+        if not self.hierarchical or study is None:
+            return P["mu"][:, None], np.ones(1)
+        if study == NEW_STUDY:
+            return P["mu"][:, None] + P["tau"][:, None] * _GH_NODES[None, :], _GH_WEIGHTS
+        if study not in self.studies:
+            raise ValueError(f"unknown study {study!r}; fitted studies: {self.studies} or 'new'")
+        return (P["mu"] + P["tau"] * P["study_z"][:, self.studies.index(study)])[:, None], np.ones(1)
+
+    def _blocked(self, D: np.ndarray, per_block, block: int = 500) -> np.ndarray:
+        """Posterior mean over draws of per_block(D_block @ beta^T), patients in blocks."""
+        out = np.empty(D.shape[0])
+        for lo in range(0, D.shape[0], block):
+            lin = D[lo:lo + block] @ self.params["beta"].T  # (block, draws)
+            out[lo:lo + block] = per_block(lin).mean(axis=1)
+        return out
+
+    def predictive_cdf(self, df: pd.DataFrame, study: str | None = NEW_STUDY, seed: int = 0) -> np.ndarray:
+        """Posterior-predictive CDF of each patient's observed outcome (the PIT value).
+
+        Uniform on (0, 1) when the model is right; survival times are right-censored on
+        this scale (use the event column with `validation.fidelity.pit_coverage`).
+        Discrete outcomes get the randomised PIT (seeded).
+        """
+        D = self.design(df)
+        A, w = self._alpha_nodes(study)
+        o, sc, P = self.spec.outcome, self.meta["outcome_scale"], self.params
+        if self.family == "normal":
+            y = (df[o.column].to_numpy(dtype=float) - sc["y_mean"]) / sc["y_sd"]
+            cdf = lambda lin, yb: special.ndtr((yb[:, None, None] - lin[:, :, None] - A[None])  # noqa: E731
+                                               / P["sigma"][None, :, None]) @ w
+            return self._blocked_with(D, y, cdf)
+        if self.survival:
+            t = df[o.time].to_numpy(dtype=float) / sc["time_unit"]
+            theta = P["frailty_var"][None, :, None] if "frailty_var" in P else None
+            cdf = lambda lin, tb: 1 - kernels.survival_from_cumhaz(  # noqa: E731
+                kernels.baseline_cumhaz(self.family, tb, P, self._cuts)[:, :, None] * np.exp(lin[:, :, None] + A[None]),
+                theta,
+            ) @ w
+            return self._blocked_with(D, t, cdf)
+        rng = np.random.default_rng(seed)
+        if self.family == "bernoulli":
+            y = Encoder(o.column, "binary", levels=sc["levels"]).codes(df[o.column]).astype(float)
+            p1 = self._blocked(D, lambda lin: special.expit(lin[:, :, None] + A[None]) @ w)
+            lo, hi = np.where(y == 1, 1 - p1, 0.0), np.where(y == 1, 1.0, 1 - p1)
+        else:
+            from scipy import stats
+
+            y = df[o.column].to_numpy(dtype=float)
+            cdf = lambda lin, yb: stats.poisson.cdf(yb[:, None, None], np.exp(lin[:, :, None] + A[None])) @ w  # noqa: E731
+            hi = self._blocked_with(D, y, cdf)
+            lo = self._blocked_with(D, y - 1, cdf)
+        return lo + rng.random(len(y)) * (hi - lo)
+
+    def _blocked_with(self, D: np.ndarray, v: np.ndarray, f, block: int = 500) -> np.ndarray:
+        out = np.empty(D.shape[0])
+        for lo in range(0, D.shape[0], block):
+            lin = D[lo:lo + block] @ self.params["beta"].T
+            out[lo:lo + block] = f(lin, v[lo:lo + block]).mean(axis=1)
         return out
 
     def individual_effect(self, df: pd.DataFrame, effect: TreatmentEffect) -> np.ndarray:
@@ -364,10 +450,10 @@ class Generator:
         eta0 = self._alpha(p, study, rng) + D @ p["beta"]
         shift = delta / self.meta["outcome_scale"]["y_sd"] if self.family == "normal" else delta
         noise = kernels.outcome_noise(self.family, len(df), rng)
-        censor_draw = self.censoring_times(len(df), rng) if self.family == "weibull" else None
+        censor_draw = self.censoring_times(len(df), rng) if self.survival else None
         out = df.copy()
         for suffix, eta in (("_control", eta0), ("_treated", eta0 + shift)):
-            y = kernels.outcome_from_noise(self.family, eta, noise, p)
+            y = kernels.outcome_from_noise(self.family, eta, noise, p, self._cuts)
             for col, v in self._outcome_columns(y, rng, suffix, censor_draw).items():
                 out[col] = v
         out["effect_link"] = delta

@@ -63,8 +63,8 @@ def _z_bounds(enc: Encoder) -> tuple[float, float] | None:
         lo = max(lo, 0.0)
     if enc.transform == "log1p":
         lo = max(lo, -1.0)
-    if not np.isfinite(lo) and not np.isfinite(hi):
-        return None
+    if enc.transform == "quantile" or (not np.isfinite(lo) and not np.isfinite(hi)):
+        return None  # the empirical margin is bounded by its own knots
     with np.errstate(divide="ignore"):
         zl, zh = enc.forward(np.array([lo, hi])) if enc.type == "continuous" else (lo, hi)
     return float(zl), float(zh)
@@ -93,20 +93,24 @@ def _categorical(eta: np.ndarray, rng) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- outcomes
+SURVIVAL = ("weibull", "piecewise_exponential")
+
+
 def outcome_noise(family: str, n: int, rng: np.random.Generator) -> np.ndarray:
     """The outcome's random part, drawn once so that control and treated twins share it."""
     if family == "normal":
         return rng.standard_normal(n)
-    if family == "weibull":
+    if family in SURVIVAL:
         return rng.standard_exponential(n)
     return rng.random(n)  # bernoulli / poisson: inversion of a uniform
 
 
-def outcome_from_noise(family: str, eta: np.ndarray, noise: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+def outcome_from_noise(family: str, eta: np.ndarray, noise: np.ndarray, params: dict[str, np.ndarray],
+                       cuts: np.ndarray | None = None) -> np.ndarray:
     """Outcome on the model's internal scale for linear predictor eta.
 
-    normal: standardised y; bernoulli: 0/1; poisson: counts; weibull: uncensored event
-    time in units of the generator's time unit (inverse of S(t) = exp(-t^k e^eta)).
+    normal: standardised y; bernoulli: 0/1; poisson: counts; survival: uncensored event
+    time in the generator's time unit, solving H0(t) e^eta = E for E ~ Exp(1).
     """
     if family == "normal":
         return eta + params["sigma"] * noise
@@ -114,8 +118,37 @@ def outcome_from_noise(family: str, eta: np.ndarray, noise: np.ndarray, params: 
         return (noise < special.expit(eta)).astype(np.int64)
     if family == "poisson":
         return _poisson_inverse(noise, np.exp(eta))
-    k = params["shape"]
-    return (noise * np.exp(-eta)) ** (1.0 / k)
+    # S(t) = exp(-H) (or (1 + theta H)^(-1/theta) with frailty) = exp(-E): solve for H, then t
+    theta = params.get("frailty_var")
+    target = (np.expm1(theta * noise) / theta if theta is not None else noise) * np.exp(-eta)
+    if family == "piecewise_exponential":
+        return _piecewise_inverse(target, params["log_baseline"], cuts)
+    return target ** (1.0 / params["shape"])
+
+
+def _piecewise_inverse(target: np.ndarray, log_baseline: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """t with H0(t) = target for a piecewise-constant baseline hazard."""
+    h = np.exp(log_baseline)
+    bounds = np.concatenate([[0.0], cuts])
+    at_bounds = np.concatenate([[0.0], np.cumsum(h[:-1] * np.diff(bounds))])
+    j = np.searchsorted(at_bounds, target, side="right") - 1
+    return bounds[j] + (target - at_bounds[j]) / h[j]
+
+
+def survival_from_cumhaz(H: np.ndarray, theta: np.ndarray | None) -> np.ndarray:
+    """S = exp(-H), or with a gamma frailty of variance theta, (1 + theta H)^(-1/theta)."""
+    if theta is None:
+        return np.exp(-H)
+    return np.exp(-np.log1p(theta * H) / theta)
+
+
+def baseline_cumhaz(family: str, t: np.ndarray, P: dict[str, np.ndarray], cuts: np.ndarray | None) -> np.ndarray:
+    """H0(t) for every patient (rows) under every posterior draw (columns)."""
+    if family == "piecewise_exponential":
+        from .model import interval_exposure
+
+        return interval_exposure(t, cuts) @ np.exp(P["log_baseline"]).T
+    return np.asarray(t, dtype=float)[:, None] ** P["shape"][None, :]
 
 
 def _poisson_inverse(u: np.ndarray, lam: np.ndarray) -> np.ndarray:

@@ -32,11 +32,18 @@ class CovariateType(str, Enum):
 
 
 class Transform(str, Enum):
-    """Monotone transform applied to a continuous covariate before modelling it as normal."""
+    """Monotone transform applied to a continuous covariate before modelling it as normal.
+
+    ``quantile`` is a Gaussian-copula margin: the value's empirical CDF (stored as 199
+    interpolated quantiles, never raw rows) mapped to normal scores. Use it for skewed
+    values with point masses (lab values with many zeros, counts with long tails); the
+    dependence on other covariates stays Bayesian, the margin's shape is the data's.
+    """
 
     none = "none"
     log = "log"
     log1p = "log1p"
+    quantile = "quantile"
 
 
 class OutcomeFamily(str, Enum):
@@ -44,6 +51,10 @@ class OutcomeFamily(str, Enum):
     bernoulli = "bernoulli"
     poisson = "poisson"
     weibull = "weibull"
+    piecewise_exponential = "piecewise_exponential"
+
+
+SURVIVAL_FAMILIES = frozenset({OutcomeFamily.weibull, OutcomeFamily.piecewise_exponential})
 
 
 Level = str | int | float
@@ -65,8 +76,8 @@ class Covariate(_Frozen):
     )
     transform: Transform = Field(
         Transform.none,
-        description="Transform of a continuous covariate before it is modelled as normal "
-        "(log1p for skewed non-negative lab values).",
+        description="Transform of a continuous (or count) covariate before it is modelled as "
+        "normal: none | log | log1p | quantile (empirical margin, for skewed values with many zeros).",
     )
 
     @model_validator(mode="after")
@@ -79,8 +90,11 @@ class Covariate(_Frozen):
             raise ValueError(f"covariate '{self.name}' has repeated levels {self.levels}")
         if self.levels is not None and self.type in (CovariateType.continuous, CovariateType.count):
             raise ValueError(f"levels apply to binary/categorical covariates, not '{self.name}' ({self.type.value})")
-        if self.transform is not Transform.none and self.type is not CovariateType.continuous:
-            raise ValueError(f"transform applies to continuous covariates, not '{self.name}' ({self.type.value})")
+        numeric = (CovariateType.continuous, CovariateType.count)
+        if self.transform is not Transform.none and self.type not in numeric:
+            raise ValueError(f"transform applies to continuous/count covariates, not '{self.name}' ({self.type.value})")
+        if self.type is CovariateType.count and self.transform not in (Transform.none, Transform.quantile):
+            raise ValueError(f"count covariate '{self.name}' takes transform none (negative binomial) or quantile")
         if self.range is not None and self.range[0] >= self.range[1]:
             raise ValueError(f"range of '{self.name}' must be [min, max] with min < max, got {list(self.range)}")
         return self
@@ -99,7 +113,8 @@ class Censoring(_Frozen):
 
 
 class Outcome(_Frozen):
-    family: OutcomeFamily = Field(..., description="normal | bernoulli | poisson | weibull (right-censored)")
+    family: OutcomeFamily = Field(..., description="normal | bernoulli | poisson | weibull | "
+                                  "piecewise_exponential (both survival: right-censored, proportional hazards)")
     column: str | None = Field(None, description="Outcome column for normal, bernoulli and poisson outcomes.")
     levels: list[Level] | None = Field(
         None, description="Bernoulli outcome values as [no-event, event] when not coded 0/1."
@@ -108,21 +123,33 @@ class Outcome(_Frozen):
     time: str | None = Field(None, description="Follow-up time column for survival outcomes (must be > 0).")
     event: str | None = Field(None, description="Event indicator column for survival: 1 = event, 0 = censored.")
     censoring: Censoring = Field(default_factory=Censoring, description="Censoring of virtual survival times.")
+    frailty: bool = Field(
+        False, description="Survival: a gamma frailty (mean 1, variance theta ~ HalfNormal(1)) on each "
+        "patient's hazard, for heterogeneity the covariates do not explain (long-term survivors)."
+    )
+    intervals: int = Field(8, ge=1, le=50, description="piecewise_exponential: number of baseline-hazard "
+                           "intervals, cut at quantiles of the observed event times.")
 
     @model_validator(mode="after")
     def _check(self) -> Outcome:
-        survival = self.family is OutcomeFamily.weibull
+        survival = self.survival
         if survival and (self.time is None or self.event is None):
-            raise ValueError("a weibull outcome needs both 'time' and 'event' columns")
+            raise ValueError(f"a {self.family.value} outcome needs both 'time' and 'event' columns")
         if survival and self.column is not None:
-            raise ValueError("a weibull outcome uses 'time' and 'event', not 'column'")
+            raise ValueError(f"a {self.family.value} outcome uses 'time' and 'event', not 'column'")
         if not survival and self.column is None:
             raise ValueError(f"a {self.family.value} outcome needs 'column'")
         if not survival and (self.time is not None or self.event is not None):
             raise ValueError(f"'time'/'event' apply to survival outcomes, not {self.family.value}")
+        if self.frailty and not survival:
+            raise ValueError("frailty applies to survival outcomes")
         if self.levels is not None and (self.family is not OutcomeFamily.bernoulli or len(self.levels) != 2):
             raise ValueError("outcome 'levels' are [no-event, event] of a bernoulli outcome")
         return self
+
+    @property
+    def survival(self) -> bool:
+        return self.family in SURVIVAL_FAMILIES
 
     @property
     def columns(self) -> list[str]:
@@ -137,6 +164,10 @@ class Priors(_Frozen):
         "of a continuous predictor (or per unit of a binary/dummy predictor)."
     )
     intercept_sd: float = Field(2.5, gt=0, description="Normal(0, sd) on intercepts (link scale).")
+    baseline_step_sd: float = Field(
+        0.5, gt=0, description="piecewise_exponential: sd of the random walk on the log baseline "
+        "hazard from one interval to the next (smoothness)."
+    )
     between_study_sd: float = Field(
         0.5, gt=0, description="Half-normal scale of the between-study sd tau of the outcome "
         "intercept (link scale; 0.5 allows 'substantial' heterogeneity on the log-odds / "
