@@ -11,8 +11,8 @@ import numpy as np
 RHAT_MAX, ESS_MIN = 1.01, 400
 
 
-def _extreme(tree, reduce) -> float:
-    ds = tree["posterior"].to_dataset() if "posterior" in getattr(tree, "children", {}) else tree.to_dataset()
+def _extreme(result, reduce) -> float:
+    ds = result.to_dataset() if hasattr(result, "to_dataset") else result
     vals = [reduce(np.asarray(ds[v].values, dtype=float)) for v in ds.data_vars if ds[v].size]
     return float(reduce(np.array(vals)))
 
@@ -26,10 +26,9 @@ def mcmc_diagnostics(posterior) -> dict[str, float]:
 
     import arviz as az
 
-    post = posterior["posterior"]
+    ds = posterior["posterior"].to_dataset()
     # constants (a reference level fixed at 0) have no R-hat/ESS: leave them out
-    ds = post.to_dataset()
-    post = post.drop_vars([v for v in ds.data_vars if float(ds[v].std()) == 0.0])
+    post = ds.drop_vars([v for v in ds.data_vars if float(ds[v].std()) == 0.0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return _diagnostics(az, post, posterior)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import mlflow.pyfunc
+import pandas as pd
 
 
 class GeneratorModel(mlflow.pyfunc.PythonModel):
@@ -15,7 +16,5 @@ class GeneratorModel(mlflow.pyfunc.PythonModel):
 
         self.generator = Generator.load(context.artifacts["generator"])
 
-    def predict(self, context, model_input, params=None):
-        import pandas as pd
-
-        return pd.Series(self.generator.prognostic_score(model_input), name="prognostic_score")
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> list[float]:
+        return self.generator.prognostic_score(model_input).tolist()
