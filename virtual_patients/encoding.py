@@ -101,6 +101,23 @@ def _normal_scores(x: np.ndarray, knots: list) -> np.ndarray:
     return special.ndtri(p)
 
 
+def distributional_scores(x: np.ndarray, enc: Encoder, seed: int) -> np.ndarray:
+    """Standardised normal scores of the fitting data with ties spread at random.
+
+    The distributional transform U = F(x-) + V (F(x) - F(x-)), V ~ U(0, 1), is exactly
+    uniform even where the margin has point masses (many zeros), so the normal model of
+    the scores fits the margin; the value itself enters other models through its
+    (deterministic) mid-rank score. Seeded: the same data always give the same fit.
+    """
+    x = np.asarray(x, dtype=float)
+    srt = np.sort(x)
+    lo = np.searchsorted(srt, x, side="left") / len(x)
+    hi = np.searchsorted(srt, x, side="right") / len(x)
+    u = lo + np.random.default_rng(seed).random(len(x)) * (hi - lo)
+    u = np.clip(u, QUANTILE_PROBS[0], QUANTILE_PROBS[-1])
+    return (special.ndtri(u) - enc.mean) / enc.sd
+
+
 def _level_key(v: object) -> str:
     # 1, 1.0 and "1" name the same level (CSV round trips turn ints into floats)
     if isinstance(v, float | np.floating) and float(v).is_integer():

@@ -19,7 +19,7 @@ from scipy import special
 
 from . import kernels
 from .effects import TreatmentEffect
-from .encoding import Encoder, design_matrix, design_names, design_offsets, learn_encoders
+from .encoding import Encoder, design_matrix, design_names, design_offsets, distributional_scores, learn_encoders
 from .model import OutcomeData, build_model
 from .spec import CovariateType, GeneratorSpec, MissingPolicy
 
@@ -111,7 +111,9 @@ def _covariate_observed(df: pd.DataFrame, encoders: list[Encoder], D: np.ndarray
     offsets = design_offsets(encoders)
     obs = {}
     for j, enc in enumerate(encoders):
-        if enc.type == "continuous":
+        if enc.transform == "quantile":
+            obs[enc.name] = distributional_scores(df[enc.name].to_numpy(dtype=float), enc, seed=j)
+        elif enc.type == "continuous":
             obs[enc.name] = D[:, offsets[j]]
         elif enc.type == "count":
             obs[enc.name] = df[enc.name].to_numpy(dtype=np.int64)

@@ -35,8 +35,10 @@ def draw_covariates(
         eta = D[:, :p] @ b + a if p else np.broadcast_to(a, (n, *np.shape(a))).copy()
         if enc.type == "continuous":
             z = _normal(eta, params[f"{base}_sigma"], _z_bounds(enc), rng)
-            D[:, p] = z
             values[enc.name] = enc.inverse(z)
+            # an empirical margin enters later models through the value's mid-rank score,
+            # exactly as a real patient's value would (see encoding.distributional_scores)
+            D[:, p] = enc.forward(values[enc.name]) if enc.transform == "quantile" else z
         elif enc.type == "binary":
             code = (rng.random(n) < special.expit(eta)).astype(np.int64)
             D[:, p] = code
