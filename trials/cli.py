@@ -18,7 +18,7 @@ USER_ERROR = 2
 def _console():
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 # ---------------------------------------------------------------------- commands

@@ -52,7 +52,8 @@ def run_demo(out: Path, seed: int, console, progress: bool = True) -> dict:
     say(f"drug-response twins of the {len(real)} real patients (HR {HAZARD_RATIO}) -> {twins_path}")
 
     cols = {c.name: c.type.value for c in gen.spec.covariates}
-    big = gen.sample_cohort(20000, seed=seed + 2)
+    # the posterior predictive population (200 posterior draws), not one draw's cohort
+    big = gen.sample_cohort(20000, seed=seed + 2, parameter_draws=200)
     balance = balance_table(real, big, cols)
     corr = correlation_difference(real, big, cols)
     band = km_band_check(lambda n, s: gen.sample_cohort(n, s), real, "rfstime", "status", n_cohorts=200, seed=seed)

@@ -41,8 +41,11 @@ def setup(experiment: str = DEFAULT_EXPERIMENT) -> str:
 
     import mlflow
 
-    # alembic prints every schema migration when a new SQLite store is created
+    # alembic prints every schema migration when a new SQLite store is created; MLflow's
+    # own chatter (download bars, registry notices) would drown the command's output
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri, artifacts = store_paths()
     mlflow.set_tracking_uri(uri)
     exp = mlflow.get_experiment_by_name(experiment)
