@@ -102,8 +102,44 @@ def cmd_schema(args) -> int:
     from virtual_patients.effects import TreatmentEffect
     from virtual_patients.spec import GeneratorSpec
 
-    models = {"generator": GeneratorSpec, "effect": TreatmentEffect}
+    from trials.design import TrialDesign
+
+    models = {"generator": GeneratorSpec, "effect": TreatmentEffect, "design": TrialDesign}
     print(json.dumps(models[args.name].model_json_schema(), indent=2))
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from trials.oc import oc_table
+    from trials.study import simulate_design
+
+    con = _console()
+    with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
+                  TimeRemainingColumn(), console=con, disable=args.no_progress) as bar:
+        task = bar.add_task("chunks", total=None)
+        res = simulate_design(args.design, args.out, replicates=args.replicates, workers=args.workers,
+                              scheduler=args.scheduler, resume=args.resume,
+                              executor="serial" if args.serial else "dask",
+                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+    con.print(f"results written to {res.results_path}  (MLflow run {res.run_id})")
+    print(oc_table(res.oc).round(4).to_string())
+    return 0
+
+
+def cmd_oc(args) -> int:
+    from trials.oc import oc_table
+    from trials.study import read_results
+
+    _, oc = read_results(args.results)
+    table = oc_table(oc)
+    if args.format == "csv":
+        print(table.to_csv(), end="")
+    elif args.format == "json":
+        print(table.reset_index().to_json(orient="records", indent=2))
+    else:
+        print(table.round(4).to_string())
     return 0
 
 
@@ -157,8 +193,24 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True, help="folder to write <name>.csv and <name>.yaml")
     e.set_defaults(func=cmd_example)
 
+    sm = sub.add_parser("simulate", help="simulate a trial design over scenarios x replicates (Dask)")
+    sm.add_argument("--design", required=True, help="trial design (YAML; 'insilico schema design')")
+    sm.add_argument("--out", required=True, help="results file (NetCDF: /replicates and /oc groups)")
+    sm.add_argument("--replicates", type=_positive_int, help="override the design's replicate count")
+    sm.add_argument("--workers", type=_positive_int, help="local Dask workers (default: one per core)")
+    sm.add_argument("--scheduler", help="address of an existing Dask scheduler (or DASK_SCHEDULER_ADDRESS)")
+    sm.add_argument("--resume", action="store_true", help="finish an interrupted run from its checkpoint")
+    sm.add_argument("--serial", action="store_true", help="run in this process, without Dask (same numbers)")
+    sm.add_argument("--no-progress", action="store_true")
+    sm.set_defaults(func=cmd_simulate)
+
+    o = sub.add_parser("oc", help="print the operating characteristics of a results file")
+    o.add_argument("results", help="file written by 'insilico simulate'")
+    o.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    o.set_defaults(func=cmd_oc)
+
     sc = sub.add_parser("schema", help="print the JSON Schema of a spec")
-    sc.add_argument("name", choices=["generator", "effect"])
+    sc.add_argument("name", choices=["generator", "effect", "design"])
     sc.set_defaults(func=cmd_schema)
 
     d = sub.add_parser("demo", help="the main job on embedded defaults: real data -> generator -> synthetic control arm and twins")

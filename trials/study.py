@@ -141,3 +141,96 @@ def _requirements() -> list[str]:
     v = _versions()
     return [f"{pkg}=={v[pkg]}" for pkg in ("pymc", "nutpie", "arviz", "numpy", "scipy", "pandas", "xarray")
             if v.get(pkg, "not installed") != "not installed"]
+
+
+# ---------------------------------------------------------------------- simulation
+@dataclass(frozen=True)
+class SimulationOutcome:
+    results_path: Path
+    run_id: str
+    oc: object  # xarray.Dataset
+
+
+def simulate_design(
+    design_path: str | Path,
+    out: str | Path,
+    *,
+    replicates: int | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    resume: bool = False,
+    executor: str = "dask",
+    progress=None,
+) -> SimulationOutcome:
+    """Run a trial design (one MLflow run) and write replicate results and OCs to NetCDF.
+
+    The file holds two groups: ``/replicates`` (dims scenario, analysis, replicate) and
+    ``/oc`` (dims scenario, analysis, each OC with its MCSE). Chunks are checkpointed to
+    ``<out>.chunks/`` (Zarr) and removed once the file is written.
+    """
+    import shutil
+
+    import mlflow
+    import xarray as xr
+
+    from trials.design import TrialDesign
+    from trials.engine import run
+    from trials.oc import operating_characteristics
+    from validation import tracking
+
+    design = TrialDesign.from_yaml(design_path)
+    if replicates is not None:
+        design = TrialDesign.from_dict({**design.model_dump(mode="json"), "replicates": replicates},
+                                       source=f"{design_path} with --replicates {replicates}")
+    if design.patients is not None:
+        gen_dir = Path(design.patients.generator)
+        if not gen_dir.is_absolute():  # generator folders are relative to the design file
+            design = TrialDesign.from_dict({**design.model_dump(mode="json"), "patients": {
+                **design.patients.model_dump(mode="json"),
+                "generator": str((Path(design_path).parent / gen_dir).resolve())}})
+        from virtual_patients.generator import Generator
+
+        Generator.load(design.patients.generator)  # a clear error now, not inside a worker
+    out = Path(out)
+    checkpoint = out.with_name(out.name + ".chunks")
+    tracking.setup()
+    with mlflow.start_run(run_name=f"simulate {Path(design_path).stem}") as run_:
+        mlflow.set_tags({"stage": "simulate", "design.sha256": design.hash()})
+        tracking.log_versions(_versions())
+        tracking.log_spec(design.to_yaml(), design.hash(), "design.yaml")
+        mlflow.log_params({"seed": design.seed, "replicates": design.replicates, "chunk_size": design.chunk_size,
+                           "n_scenarios": len(design.scenarios), "n_analyses": len(design.analyses),
+                           "executor": executor if not scheduler else f"dask:{scheduler}"})
+        results = run(design, workers=workers, scheduler=scheduler, checkpoint=checkpoint, resume=resume,
+                      progress=progress, executor=executor)
+        oc = operating_characteristics(results)
+        tree = xr.DataTree.from_dict({"replicates": results, "oc": oc})
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tree.to_netcdf(tmp, engine="netcdf4")
+        tmp.replace(out)
+        for s in oc.scenario.values:
+            for a in oc.analysis.values:
+                cell = oc.sel(scenario=s, analysis=a)
+                tracking.log_metrics({f"{s}.{a}.{k}": float(cell[k]) for k in
+                                      ("rejection_rate", "rejection_rate_mcse", "bias", "rmse", "coverage")})
+        tracking.log_file(out, "results")
+        mlflow.set_tag("results.sha256", tracking.sha256_file(out))
+        shutil.rmtree(checkpoint, ignore_errors=True)
+        return SimulationOutcome(out, run_.info.run_id, oc)
+
+
+def read_results(path: str | Path):
+    """(replicates, oc) Datasets of a results file written by `simulate_design`."""
+    import xarray as xr
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such file")
+    try:
+        tree = xr.open_datatree(p, engine="netcdf4").load()
+    except (OSError, ValueError) as err:
+        raise InputError(f"{p}: not a results file written by 'insilico simulate' ({err})") from err
+    if "oc" not in tree.children or "replicates" not in tree.children:
+        raise InputError(f"{p}: not a results file written by 'insilico simulate' (no /oc group)")
+    return tree["replicates"].to_dataset(), tree["oc"].to_dataset()

@@ -272,12 +272,23 @@ class Generator:
 
     def _draw_part(self, n: int, study: str, rng: np.random.Generator) -> tuple[dict, np.ndarray]:
         """n patients under one posterior draw: covariate values and internal outcome."""
+        values, y, _ = self.draw_trial(n, np.zeros(n), study, rng)
+        return values, y
+
+    def draw_trial(self, n: int, shift: np.ndarray, study: str, rng: np.random.Generator
+                   ) -> tuple[dict, np.ndarray, np.ndarray]:
+        """One trial's patients under one posterior draw, array in, array out.
+
+        ``shift`` (n,) is each patient's link-scale shift on the model's internal scale
+        (treatment effect and drift; for normal outcomes in units of the outcome sd).
+        Returns covariate values (model form), the internal outcome and the design D.
+        """
         p = self._params_at(int(rng.integers(self.n_draws)))
         alpha = self._alpha(p, study, rng)
         D, values = kernels.draw_covariates(p, self.encoders, self.offsets, n, rng)
-        eta = alpha + D @ p["beta"]
+        eta = alpha + D @ p["beta"] + shift
         y = kernels.outcome_from_noise(self.family, eta, kernels.outcome_noise(self.family, n, rng), p, self._cuts)
-        return values, y
+        return values, y, D
 
     def _covariate_frame(self, values: dict[str, np.ndarray], n: int, study: str | None) -> pd.DataFrame:
         cols: dict[str, object] = {}
@@ -341,7 +352,10 @@ class Generator:
         * survival: expected log hazard relative to the average fitting-data patient,
           (D_i - mean D) · beta: 0 is an average patient, +0.5 a hazard e^0.5 times as high.
         """
-        D = self.design(df)
+        return self.prognostic_score_design(self.design(df))
+
+    def prognostic_score_design(self, D: np.ndarray) -> np.ndarray:
+        """`prognostic_score` of patients already encoded as a design matrix D."""
         P = self.params
         if self.family == "normal":
             sc = self.meta["outcome_scale"]

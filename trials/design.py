@@ -1,0 +1,191 @@
+"""Trial design specification: arms, endpoint, sample size, scenarios, analyses, decision.
+
+A design is a frozen pydantic model that loads from and dumps to YAML; unknown keys are
+errors, and every error names the file, the key path and what was expected. Effects are
+stated on each family's natural scale:
+
+========== ======================================== ==========================
+family     ``effect`` means                          ``control_shift`` means
+========== ======================================== ==========================
+normal     mean difference (treatment - control)     added to the control mean
+binary     risk difference (treatment - control)     added to the control rate
+count      rate ratio (treatment / control)          multiplies the control rate
+========== ======================================== ==========================
+
+For patients drawn from a fitted generator the effect is a link-scale shift of the
+generator's outcome model: a mean difference (normal), a log odds ratio (bernoulli), a
+log rate ratio (poisson), a log hazard ratio (survival) — ``effect`` is then given on
+the natural scale as mean difference, odds ratio, rate ratio or hazard ratio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from virtual_patients.spec import SpecError, format_validation_error, read_yaml
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Arm(_Frozen):
+    name: str
+    allocation: float = Field(..., gt=0, description="Allocation weight (> 0); arms share patients in proportion.")
+
+
+class Family(str, Enum):
+    normal = "normal"
+    binary = "binary"
+    count = "count"
+
+
+class Endpoint(_Frozen):
+    """Parametric patients (for verification against closed forms)."""
+
+    family: Family
+    sd: float = Field(1.0, gt=0, description="normal: outcome sd (both arms).")
+    control_mean: float = Field(0.0, description="normal: control-arm mean.")
+    control_rate: float | None = Field(None, gt=0, description="binary: control response probability; "
+                                       "count: control events per unit exposure.")
+    exposure: float = Field(1.0, gt=0, description="count: exposure per patient.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Endpoint:
+        if self.family in (Family.binary, Family.count) and self.control_rate is None:
+            raise ValueError(f"a {self.family.value} endpoint needs control_rate")
+        if self.family is Family.binary and not 0 < self.control_rate < 1:
+            raise ValueError("binary control_rate must be in (0, 1)")
+        return self
+
+
+class GeneratorPatients(_Frozen):
+    """Patients drawn from a fitted virtual-patient generator (`insilico fit`)."""
+
+    generator: str = Field(..., description="Folder of a fitted generator.")
+    study: str = Field("new", description="Study the trial's patients come from ('new': a new study, MAP).")
+    parameters: str = Field("posterior_draw", pattern="^(posterior_draw|posterior_mean)$",
+                            description="posterior_draw: each replicate its own posterior draw "
+                            "(operating characteristics averaged over the posterior: assurance); "
+                            "posterior_mean: not yet supported for every family, see docs.")
+
+
+class SampleSize(_Frozen):
+    total: int = Field(..., gt=1, description="Patients randomised across all arms.")
+
+
+class Scenario(_Frozen):
+    name: str
+    effect: float = Field(0.0, description="Treatment effect on the family's natural scale (see module docs).")
+    control_shift: float = Field(0.0, description="Drift of current controls from history (natural scale).")
+
+
+class Method(str, Enum):
+    difference_in_means = "difference_in_means"
+    ancova = "ancova"
+    procova = "procova"
+    two_proportions = "two_proportions"
+    poisson_rate_ratio = "poisson_rate_ratio"
+
+
+METHOD_FAMILIES = {
+    Method.difference_in_means: {"normal"},
+    Method.ancova: {"normal"},
+    Method.procova: {"normal"},
+    Method.two_proportions: {"binary"},
+    Method.poisson_rate_ratio: {"count"},
+}
+
+
+class Analysis(_Frozen):
+    name: str
+    method: Method
+    covariates: list[str] = Field(default_factory=list, description="ancova: covariate columns (generator patients).")
+
+
+class Decision(_Frozen):
+    alpha: float = Field(0.025, gt=0, lt=0.5, description="One-sided (or two-sided) significance level.")
+    sided: str = Field("one", pattern="^(one|two)$", description="one: a one-sided test in `direction`; two: either side.")
+    direction: str = Field("greater", pattern="^(greater|less)$", description="Which side is benefit: 'greater' "
+                           "(effect > 0, or rate ratio > 1) or 'less' (e.g. fewer events).")
+    interval: float = Field(0.95, gt=0, lt=1, description="Confidence/credible interval level reported.")
+
+
+class TrialDesign(_Frozen):
+    seed: int = Field(..., ge=0, description="Root of every random stream (SeedSequence).")
+    replicates: int = Field(..., ge=1, description="Simulated trials per scenario.")
+    chunk_size: int = Field(1000, ge=1, description="Replicates per task; part of the design because streams "
+                            "are keyed by (scenario, chunk).")
+    arms: list[Arm] = Field(..., min_length=2, max_length=2, description="Control first, then treatment.")
+    endpoint: Endpoint | None = None
+    patients: GeneratorPatients | None = None
+    sample_size: SampleSize
+    scenarios: list[Scenario] = Field(..., min_length=1)
+    analyses: list[Analysis] = Field(..., min_length=1)
+    decision: Decision = Field(default_factory=Decision)
+
+    @model_validator(mode="after")
+    def _check(self) -> TrialDesign:
+        if (self.endpoint is None) == (self.patients is None):
+            raise ValueError("give exactly one of 'endpoint' (parametric patients) or 'patients' (a generator)")
+        for key, items in (("arms", self.arms), ("scenarios", self.scenarios), ("analyses", self.analyses)):
+            names = [i.name for i in items]
+            if len(set(names)) != len(names):
+                raise ValueError(f"{key}: names must be unique, got {names}")
+        if self.endpoint is not None:
+            fam = self.endpoint.family.value
+            for a in self.analyses:
+                if fam not in METHOD_FAMILIES[a.method]:
+                    raise ValueError(f"analysis '{a.name}': method {a.method.value} does not apply to a {fam} endpoint")
+                if a.method in (Method.procova, Method.ancova):
+                    raise ValueError(f"analysis '{a.name}': {a.method.value} needs covariates: use patients from a generator")
+            if self.endpoint.family is Family.binary:
+                for s in self.scenarios:
+                    p_c = self.endpoint.control_rate + s.control_shift
+                    if not 0 < p_c < 1 or not 0 < p_c + s.effect < 1:
+                        raise ValueError(f"scenario '{s.name}': rates {p_c:.3g} (control) and {p_c + s.effect:.3g} "
+                                         "(treatment) must be in (0, 1): binary effects are risk differences")
+            if self.endpoint.family is Family.count:
+                for s in self.scenarios:
+                    if s.effect <= 0 or self.endpoint.control_rate + s.control_shift <= 0:
+                        raise ValueError(f"scenario '{s.name}': count effects are rate ratios (> 0) and the "
+                                         "shifted control rate must stay > 0")
+        return self
+
+    # ------------------------------------------------------------------ I/O
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
+
+    def hash(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.replicates // self.chunk_size)
+
+    def arm_sizes(self) -> tuple[int, int]:
+        """(control, treatment) patients: allocation-proportional, control rounded down."""
+        w = [a.allocation for a in self.arms]
+        n_c = int(self.sample_size.total * w[0] / sum(w))
+        return n_c, self.sample_size.total - n_c
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<design>") -> TrialDesign:
+        if not isinstance(data, dict):
+            raise SpecError(f"{source}: a trial design is a YAML mapping, got {type(data).__name__}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            raise SpecError(format_validation_error(err, source)) from err
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrialDesign:
+        return cls.from_dict(read_yaml(path), source=str(path))

@@ -1,0 +1,249 @@
+"""The simulation engine: scenarios x replicates in chunks on Dask, results as xarray.
+
+Each task simulates one chunk of replicates of one scenario and analyses every
+replicate by every method of the design. Its random stream is
+``SeedSequence(seed, spawn_key=(scenario, chunk))``: a function of the task's key alone,
+so results are bit-identical for any number of workers, any scheduler and any order of
+completion. Finished chunks are checkpointed to Zarr; ``resume=True`` reruns only the
+chunks that are missing and gives the same final numbers.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from . import analyses as kernels
+from .design import Family, Method, TrialDesign
+
+FIELDS = ("estimate", "std_error", "lower", "upper", "p_value", "decision", "n_patients")
+
+
+# ---------------------------------------------------------------------- one chunk
+@functools.lru_cache(maxsize=4)
+def _load_generator(path: str, _mtime: float):
+    from virtual_patients.generator import Generator
+
+    return Generator.load(path)
+
+
+def load_generator(path: str):
+    """A fitted generator, cached per worker process (keyed by path and file time)."""
+    p = Path(path) / "posterior.nc"
+    return _load_generator(str(Path(path).resolve()), p.stat().st_mtime if p.exists() else 0.0)
+
+
+def chunk_stream(seed: int, scenario: int, chunk: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(scenario, chunk)))
+
+
+def simulate_chunk(design_json: str, scenario: int, chunk: int) -> dict[str, dict[str, np.ndarray]]:
+    """Simulate and analyse one chunk: {analysis name: {field: (R,) array}}."""
+    design = TrialDesign.model_validate_json(design_json)
+    R = min(design.chunk_size, design.replicates - chunk * design.chunk_size)
+    rng = chunk_stream(design.seed, scenario, chunk)
+    data = _patients(design, design.scenarios[scenario], R, rng)
+    dec = design.decision
+    common = {"alpha": dec.alpha, "sided": dec.sided, "direction": dec.direction, "level": dec.interval}
+    out = {}
+    for a in design.analyses:
+        if a.method is Method.difference_in_means:
+            res = kernels.difference_in_means(data["y"], data["arm"], **common)
+        elif a.method is Method.ancova:
+            res = kernels.ancova(data["y"], data["arm"], data["covariates"](a.covariates), **common)
+        elif a.method is Method.procova:
+            res = kernels.procova(data["y"], data["arm"], data["score"], **common)
+        elif a.method is Method.two_proportions:
+            res = kernels.two_proportions(data["y"], data["arm"], **common)
+        else:
+            res = kernels.poisson_rate_ratio(data["y"], data["arm"], data["exposure"], **common)
+        res["n_patients"] = np.full(R, data["y"].shape[1], dtype=float)
+        out[a.name] = {k: np.asarray(res[k]) for k in FIELDS}
+    return out
+
+
+def _arm_vector(design: TrialDesign) -> np.ndarray:
+    n_c, n_t = design.arm_sizes()
+    return np.concatenate([np.zeros(n_c, dtype=np.int8), np.ones(n_t, dtype=np.int8)])
+
+
+def _patients(design: TrialDesign, sc, R: int, rng: np.random.Generator) -> dict:
+    arm = _arm_vector(design)
+    n = len(arm)
+    if design.endpoint is not None:
+        ep = design.endpoint
+        if ep.family is Family.normal:
+            y = ep.control_mean + sc.control_shift + sc.effect * arm + ep.sd * rng.standard_normal((R, n))
+        elif ep.family is Family.binary:
+            p = ep.control_rate + sc.control_shift + sc.effect * arm
+            y = (rng.random((R, n)) < p).astype(np.int8)
+        else:
+            rate = (ep.control_rate + sc.control_shift) * np.where(arm == 1, sc.effect, 1.0)
+            y = rng.poisson(rate * ep.exposure, size=(R, n))
+        return {"y": y, "arm": arm, "exposure": ep.exposure}
+    return _generator_patients(design, sc, R, rng, arm)
+
+
+def _generator_patients(design: TrialDesign, sc, R: int, rng, arm: np.ndarray) -> dict:
+    gen = load_generator(design.patients.generator)
+    fam = gen.family
+    if fam != "normal":
+        raise ValueError(f"trials with generator patients support normal outcomes so far (this generator's "
+                         f"outcome is {fam})")
+    y_sd = gen.meta["outcome_scale"]["y_sd"]
+    shift = (sc.control_shift + sc.effect * arm) / y_sd  # mean difference in outcome sd units
+    ys, Ds, vals = [], [], []
+    for _ in range(R):
+        values, y, D = gen.draw_trial(len(arm), shift, design.patients.study, rng)
+        ys.append(y)
+        Ds.append(D)
+        vals.append(values)
+    sc_ = gen.meta["outcome_scale"]
+    y = sc_["y_mean"] + y_sd * np.stack(ys)
+    D = np.stack(Ds)
+    score = gen.prognostic_score_design(D.reshape(-1, D.shape[2])).reshape(R, len(arm))
+
+    def covariates(names: list[str]) -> np.ndarray:
+        cols = [i for i, nm in enumerate(gen.meta["design_names"]) if nm.split("[")[0] in names]
+        return D[:, :, cols]
+
+    return {"y": y, "arm": arm, "score": score, "covariates": covariates}
+
+
+# ---------------------------------------------------------------------- running
+def make_client(workers: int | None = None, scheduler: str | None = None):
+    """A Dask client: the given scheduler address (or DASK_SCHEDULER_ADDRESS), else a
+    local cluster of single-threaded worker processes sized to the machine."""
+    from dask.distributed import Client, LocalCluster
+
+    address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    if address:
+        return Client(address)
+    n = workers or os.cpu_count() or 1
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster)
+
+
+def run(design: TrialDesign, *, workers: int | None = None, scheduler: str | None = None,
+        checkpoint: str | Path | None = None, resume: bool = False,
+        progress: Callable[[int, int], None] | None = None, executor: str = "dask") -> xr.Dataset:
+    """Simulate every (scenario, chunk) and assemble the replicate-level Dataset.
+
+    ``executor="dask"`` (default) uses a Dask client (`make_client`); ``"serial"`` runs
+    in this process — the same numbers, by construction of the streams.
+    """
+    keys = [(s, c) for s in range(len(design.scenarios)) for c in range(design.n_chunks)]
+    store = _Checkpoint(checkpoint, design) if checkpoint else None
+    done: dict = store.load() if (store and resume) else {}
+    if store and not resume:
+        store.reset()
+    todo = [k for k in keys if k not in done]
+    payload = design.model_dump_json()
+    total = len(keys)
+    if progress:
+        progress(len(done), total)
+    if executor == "serial":
+        for k in todo:
+            done[k] = simulate_chunk(payload, *k)
+            if store:
+                store.save(k, done[k])
+            if progress:
+                progress(len(done), total)
+    else:
+        from dask.distributed import as_completed
+
+        client = make_client(workers, scheduler)
+        try:
+            futures = {client.submit(simulate_chunk, payload, s, c, key=f"chunk-{design.hash()[:8]}-{s}-{c}",
+                                     pure=False): (s, c) for s, c in todo}
+            for fut in as_completed(futures):
+                k = futures[fut]
+                done[k] = fut.result()
+                if store:
+                    store.save(k, done[k])
+                if progress:
+                    progress(len(done), total)
+        finally:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    return assemble(design, done)
+
+
+def assemble(design: TrialDesign, chunks: dict) -> xr.Dataset:
+    """Chunk results -> Dataset with dims (scenario, analysis, replicate)."""
+    S, A, R = len(design.scenarios), len(design.analyses), design.replicates
+    arrays = {f: np.empty((S, A, R)) for f in FIELDS}
+    for (s, c), res in chunks.items():
+        lo = c * design.chunk_size
+        for a, an in enumerate(design.analyses):
+            for f in FIELDS:
+                v = res[an.name][f]
+                arrays[f][s, a, lo:lo + len(v)] = v
+    ds = xr.Dataset(
+        {f: (("scenario", "analysis", "replicate"), arrays[f]) for f in FIELDS},
+        coords={"scenario": [sc.name for sc in design.scenarios], "analysis": [a.name for a in design.analyses],
+                "replicate": np.arange(R)},
+    )
+    ds["decision"] = ds["decision"].astype(np.int8)
+    ds["true_effect"] = ("scenario", [true_effect(design, sc) for sc in design.scenarios])
+    ds.attrs.update({"design_yaml": design.to_yaml(), "design_sha256": design.hash(), "seed": design.seed,
+                     "chunk_size": design.chunk_size, "replicates": R})
+    return ds
+
+
+def true_effect(design: TrialDesign, sc) -> float:
+    """The estimand on the scale the analyses estimate (NaN where it has no closed form)."""
+    if design.endpoint is not None and design.endpoint.family is Family.count:
+        return float(np.log(sc.effect))
+    return float(sc.effect)
+
+
+class _Checkpoint:
+    """Finished chunks as Zarr stores, one per (scenario, chunk), in a folder.
+
+    Each chunk is written under a temporary name and renamed when complete, so an
+    interrupted write never looks finished.
+    """
+
+    def __init__(self, path: str | Path, design: TrialDesign):
+        self.path = Path(path)
+        self.design = design
+
+    def reset(self) -> None:
+        import shutil
+
+        if self.path.exists():
+            shutil.rmtree(self.path)
+
+    def save(self, key: tuple[int, int], result: dict) -> None:
+        ds = xr.Dataset({f"{a}/{f}": ("replicate", v) for a, fields in result.items() for f, v in fields.items()})
+        ds.attrs["design_sha256"] = self.design.hash()
+        self.path.mkdir(parents=True, exist_ok=True)
+        final = self.path / f"s{key[0]}_c{key[1]}.zarr"
+        tmp = self.path / f".s{key[0]}_c{key[1]}.zarr.tmp"
+        ds.to_zarr(tmp, mode="w", consolidated=False)
+        tmp.rename(final)
+
+    def load(self) -> dict:
+        if not self.path.exists():
+            return {}
+        out = {}
+        for store in sorted(self.path.glob("s*_c*.zarr")):
+            ds = xr.open_zarr(store, consolidated=False).load()
+            if ds.attrs.get("design_sha256") != self.design.hash():
+                raise ValueError(f"checkpoint {self.path} belongs to another design (hash "
+                                 f"{str(ds.attrs.get('design_sha256'))[:12]}); remove it or run without --resume")
+            s, c = (int(x[1:]) for x in store.name.removesuffix(".zarr").split("_"))
+            res: dict = {}
+            for name in ds.data_vars:
+                a, f = name.rsplit("/", 1)
+                res.setdefault(a, {})[f] = ds[name].values
+            out[(s, c)] = res
+        return out

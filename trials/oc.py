@@ -1,0 +1,56 @@
+"""Operating characteristics from replicate-level results, each with its Monte Carlo
+standard error (MCSE).
+
+For R replicates: rejection rate p (power, or type I error under a null scenario) with
+MCSE sqrt(p(1-p)/R); bias = mean(estimate - truth) with MCSE sd/sqrt(R); RMSE with the
+delta-method MCSE sd((est - truth)^2) / (2 RMSE sqrt(R)); interval coverage (binomial
+MCSE); mean interval width and expected sample size (MCSE sd/sqrt(R)).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+
+def operating_characteristics(results: xr.Dataset) -> xr.Dataset:
+    """Dataset with dims (scenario, analysis): each OC and its `<name>_mcse`."""
+    R = results.sizes["replicate"]
+    dim = "replicate"
+    truth = results["true_effect"]
+    err = results["estimate"] - truth
+    sq = err**2
+    covered = ((results["lower"] <= truth) & (truth <= results["upper"])).astype(float)
+    width = results["upper"] - results["lower"]
+    rej = results["decision"].astype(float).mean(dim)
+    mse = sq.mean(dim)
+    rmse = np.sqrt(mse)
+    cov = covered.mean(dim)
+    out = xr.Dataset({
+        "rejection_rate": rej,
+        "rejection_rate_mcse": np.sqrt(rej * (1 - rej) / R),
+        "bias": err.mean(dim),
+        "bias_mcse": err.std(dim, ddof=1) / np.sqrt(R),
+        "rmse": rmse,
+        "rmse_mcse": sq.std(dim, ddof=1) / (2 * rmse * np.sqrt(R)),
+        "coverage": cov,
+        "coverage_mcse": np.sqrt(cov * (1 - cov) / R),
+        "mean_width": width.mean(dim),
+        "mean_width_mcse": width.std(dim, ddof=1) / np.sqrt(R),
+        "expected_n": results["n_patients"].mean(dim),
+        "expected_n_mcse": results["n_patients"].std(dim, ddof=1) / np.sqrt(R),
+    })
+    out["n_replicates"] = xr.full_like(out["rejection_rate"], R, dtype=np.int64)
+    out["true_effect"] = truth
+    out.attrs.update({k: v for k, v in results.attrs.items()})
+    return out
+
+
+def oc_table(oc: xr.Dataset):
+    """A tidy pandas table: one row per (scenario, analysis), value and MCSE side by side."""
+    import pandas as pd
+
+    names = ["rejection_rate", "bias", "rmse", "coverage", "mean_width", "expected_n"]
+    df = oc[[*names, *(f"{n}_mcse" for n in names), "n_replicates", "true_effect"]].to_dataframe()
+    order = ["true_effect"] + [c for n in names for c in (n, f"{n}_mcse")] + ["n_replicates"]
+    return pd.DataFrame(df)[order]
