@@ -223,7 +223,7 @@ class _Checkpoint:
             shutil.rmtree(self.path)
 
     def save(self, key: tuple[int, int], result: dict) -> None:
-        ds = xr.Dataset({f"{a}/{f}": ("replicate", v) for a, fields in result.items() for f, v in fields.items()})
+        ds = xr.Dataset({f"{a}__{f}": ("replicate", v) for a, fields in result.items() for f, v in fields.items()})
         ds.attrs["design_sha256"] = self.design.hash()
         self.path.mkdir(parents=True, exist_ok=True)
         final = self.path / f"s{key[0]}_c{key[1]}.zarr"
@@ -243,7 +243,7 @@ class _Checkpoint:
             s, c = (int(x[1:]) for x in store.name.removesuffix(".zarr").split("_"))
             res: dict = {}
             for name in ds.data_vars:
-                a, f = name.rsplit("/", 1)
+                a, f = name.rsplit("__", 1)
                 res.setdefault(a, {})[f] = ds[name].values
             out[(s, c)] = res
         return out
