@@ -10,7 +10,14 @@ family     ``effect`` means                          ``control_shift`` means
 normal     mean difference (treatment - control)     added to the control mean
 binary     risk difference (treatment - control)     added to the control rate
 count      rate ratio (treatment / control)          multiplies the control rate
+time to    hazard ratio (treatment / control)        log hazard ratio of current
+event                                                vs historical controls
 ========== ======================================== ==========================
+
+The analyses estimate the effect on their own scale: mean or risk difference, log rate
+ratio, log hazard ratio; ``decision.direction`` says which side is benefit (default:
+'greater' for normal and binary endpoints, 'less' — fewer events — for count and time
+to event).
 
 For patients drawn from a fitted generator the effect is a link-scale shift of the
 generator's outcome model: a mean difference (normal), a log odds ratio (bernoulli), a
@@ -45,6 +52,33 @@ class Family(str, Enum):
     normal = "normal"
     binary = "binary"
     count = "count"
+    time_to_event = "time_to_event"
+
+
+class Piecewise(_Frozen):
+    cuts: list[float] = Field(..., min_length=1, description="Interval boundaries (time units), increasing.")
+    hazards: list[float] = Field(..., description="Control hazard in each interval (len(cuts) + 1), > 0.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Piecewise:
+        if len(self.hazards) != len(self.cuts) + 1:
+            raise ValueError("piecewise: give one more hazard than cuts")
+        if any(h <= 0 for h in self.hazards) or any(b <= a for a, b in zip(self.cuts, self.cuts[1:], strict=False)):
+            raise ValueError("piecewise: hazards must be > 0 and cuts increasing")
+        if self.cuts[0] <= 0:
+            raise ValueError("piecewise: cuts must be > 0")
+        return self
+
+
+class Cutoff(_Frozen):
+    events: int | None = Field(None, gt=0, description="Analyse when this many events have occurred.")
+    calendar: float | None = Field(None, gt=0, description="Analyse at this calendar time after the first entry.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Cutoff:
+        if (self.events is None) == (self.calendar is None):
+            raise ValueError("cutoff: give exactly one of 'events' or 'calendar'")
+        return self
 
 
 class Endpoint(_Frozen):
@@ -56,9 +90,23 @@ class Endpoint(_Frozen):
     control_rate: float | None = Field(None, gt=0, description="binary: control response probability; "
                                        "count: control events per unit exposure.")
     exposure: float = Field(1.0, gt=0, description="count: exposure per patient.")
+    control_median: float | None = Field(None, gt=0, description="time_to_event: control median survival "
+                                         "(exponential, or Weibull with weibull_shape).")
+    weibull_shape: float = Field(1.0, gt=0, description="time_to_event: Weibull shape (1 = exponential).")
+    piecewise: Piecewise | None = Field(None, description="time_to_event: piecewise-constant control hazard "
+                                        "(instead of control_median).")
+    accrual: float = Field(0.0, ge=0, description="time_to_event: uniform accrual duration.")
+    dropout_rate: float = Field(0.0, ge=0, description="time_to_event: exponential dropout hazard.")
+    cutoff: Cutoff | None = Field(None, description="time_to_event: when the analysis happens.")
 
     @model_validator(mode="after")
     def _check(self) -> Endpoint:
+        if self.family is Family.time_to_event:
+            if (self.control_median is None) == (self.piecewise is None):
+                raise ValueError("a time_to_event endpoint needs exactly one of control_median or piecewise")
+            if self.cutoff is None:
+                raise ValueError("a time_to_event endpoint needs a cutoff: {events: N} or {calendar: T}")
+            return self
         if self.family in (Family.binary, Family.count) and self.control_rate is None:
             raise ValueError(f"a {self.family.value} endpoint needs control_rate")
         if self.family is Family.binary and not 0 < self.control_rate < 1:
@@ -93,6 +141,8 @@ class Method(str, Enum):
     procova = "procova"
     two_proportions = "two_proportions"
     poisson_rate_ratio = "poisson_rate_ratio"
+    logrank = "logrank"
+    cox_score = "cox_score"
 
 
 METHOD_FAMILIES = {
@@ -101,6 +151,8 @@ METHOD_FAMILIES = {
     Method.procova: {"normal"},
     Method.two_proportions: {"binary"},
     Method.poisson_rate_ratio: {"count"},
+    Method.logrank: {"time_to_event"},
+    Method.cox_score: {"time_to_event"},
 }
 
 
@@ -113,8 +165,9 @@ class Analysis(_Frozen):
 class Decision(_Frozen):
     alpha: float = Field(0.025, gt=0, lt=0.5, description="One-sided (or two-sided) significance level.")
     sided: str = Field("one", pattern="^(one|two)$", description="one: a one-sided test in `direction`; two: either side.")
-    direction: str = Field("greater", pattern="^(greater|less)$", description="Which side is benefit: 'greater' "
-                           "(effect > 0, or rate ratio > 1) or 'less' (e.g. fewer events).")
+    direction: str | None = Field(None, pattern="^(greater|less)$", description="Which side is benefit: "
+                                  "'greater' (effect > 0, rate/hazard ratio > 1) or 'less'; default by endpoint "
+                                  "(see module docs).")
     interval: float = Field(0.95, gt=0, lt=1, description="Confidence/credible interval level reported.")
 
 
@@ -152,6 +205,13 @@ class TrialDesign(_Frozen):
                     if not 0 < p_c < 1 or not 0 < p_c + s.effect < 1:
                         raise ValueError(f"scenario '{s.name}': rates {p_c:.3g} (control) and {p_c + s.effect:.3g} "
                                          "(treatment) must be in (0, 1): binary effects are risk differences")
+            if self.endpoint.family is Family.time_to_event:
+                for s in self.scenarios:
+                    if s.effect <= 0:
+                        raise ValueError(f"scenario '{s.name}': time-to-event effects are hazard ratios (> 0)")
+                ev = self.endpoint.cutoff.events
+                if ev is not None and ev > self.sample_size.total:
+                    raise ValueError(f"cutoff.events = {ev} exceeds the {self.sample_size.total} patients")
             if self.endpoint.family is Family.count:
                 for s in self.scenarios:
                     if s.effect <= 0 or self.endpoint.control_rate + s.control_shift <= 0:
@@ -166,6 +226,14 @@ class TrialDesign(_Frozen):
     def hash(self) -> str:
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @property
+    def direction(self) -> str:
+        """Which side of the effect is benefit (explicit, or the endpoint's default)."""
+        if self.decision.direction is not None:
+            return self.decision.direction
+        fam = self.endpoint.family if self.endpoint is not None else None
+        return "less" if fam in (Family.count, Family.time_to_event) else "greater"
 
     @property
     def n_chunks(self) -> int:

@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from . import analyses as kernels
+from . import survival
 from .design import Family, Method, TrialDesign
 
 FIELDS = ("estimate", "std_error", "lower", "upper", "p_value", "decision", "n_patients")
@@ -49,7 +50,7 @@ def simulate_chunk(design_json: str, scenario: int, chunk: int) -> dict[str, dic
     rng = chunk_stream(design.seed, scenario, chunk)
     data = _patients(design, design.scenarios[scenario], R, rng)
     dec = design.decision
-    common = {"alpha": dec.alpha, "sided": dec.sided, "direction": dec.direction, "level": dec.interval}
+    common = {"alpha": dec.alpha, "sided": dec.sided, "direction": design.direction, "level": dec.interval}
     out = {}
     for a in design.analyses:
         if a.method is Method.difference_in_means:
@@ -60,9 +61,13 @@ def simulate_chunk(design_json: str, scenario: int, chunk: int) -> dict[str, dic
             res = kernels.procova(data["y"], data["arm"], data["score"], **common)
         elif a.method is Method.two_proportions:
             res = kernels.two_proportions(data["y"], data["arm"], **common)
+        elif a.method is Method.logrank:
+            res = survival.logrank(data["time"], data["event"], data["arm"], **common)
+        elif a.method is Method.cox_score:
+            res = survival.cox_score(data["time"], data["event"], data["arm"], **common)
         else:
             res = kernels.poisson_rate_ratio(data["y"], data["arm"], data["exposure"], **common)
-        res["n_patients"] = np.full(R, data["y"].shape[1], dtype=float)
+        res["n_patients"] = np.asarray(data.get("enrolled", np.full(R, len(data["arm"]))), dtype=float)
         out[a.name] = {k: np.asarray(res[k]) for k in FIELDS}
     return out
 
@@ -82,11 +87,27 @@ def _patients(design: TrialDesign, sc, R: int, rng: np.random.Generator) -> dict
         elif ep.family is Family.binary:
             p = ep.control_rate + sc.control_shift + sc.effect * arm
             y = (rng.random((R, n)) < p).astype(np.int8)
+        elif ep.family is Family.time_to_event:
+            hr = np.where(arm == 1, sc.effect, 1.0) * np.exp(sc.control_shift)
+            out = survival.simulate_times(R, arm, hr, hazard_model(ep), ep.accrual, ep.dropout_rate,
+                                          ep.cutoff.model_dump(exclude_none=True), rng)
+            return {**out, "arm": arm}
         else:
             rate = (ep.control_rate + sc.control_shift) * np.where(arm == 1, sc.effect, 1.0)
             y = rng.poisson(rate * ep.exposure, size=(R, n))
         return {"y": y, "arm": arm, "exposure": ep.exposure}
     return _generator_patients(design, sc, R, rng, arm)
+
+
+def hazard_model(ep) -> dict:
+    """The control hazard of a time-to-event endpoint as a dict for `survival`."""
+    if ep.piecewise is not None:
+        return {"kind": "piecewise", "cuts": ep.piecewise.cuts, "hazards": ep.piecewise.hazards}
+    # Weibull H(t) = rate t^k with median m: rate = log 2 / m^k (k = 1: exponential)
+    rate = np.log(2) / ep.control_median**ep.weibull_shape
+    if ep.weibull_shape == 1.0:
+        return {"kind": "exponential", "rate": rate}
+    return {"kind": "weibull", "rate": rate, "shape": ep.weibull_shape}
 
 
 def _generator_patients(design: TrialDesign, sc, R: int, rng, arm: np.ndarray) -> dict:
@@ -200,7 +221,7 @@ def assemble(design: TrialDesign, chunks: dict) -> xr.Dataset:
 
 def true_effect(design: TrialDesign, sc) -> float:
     """The estimand on the scale the analyses estimate (NaN where it has no closed form)."""
-    if design.endpoint is not None and design.endpoint.family is Family.count:
+    if design.endpoint is not None and design.endpoint.family in (Family.count, Family.time_to_event):
         return float(np.log(sc.effect))
     return float(sc.effect)
 
