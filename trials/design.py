@@ -129,10 +129,20 @@ class SampleSize(_Frozen):
     total: int = Field(..., gt=1, description="Patients randomised across all arms.")
 
 
+class EffectPrior(_Frozen):
+    """A design prior on the effect: each replicate draws its own true effect (assurance)."""
+
+    mean: float = Field(..., description="Mean on the analysis scale (difference, or log ratio for ratio effects).")
+    sd: float = Field(..., gt=0, description="Normal sd on the analysis scale.")
+
+
 class Scenario(_Frozen):
     name: str
     effect: float = Field(0.0, description="Treatment effect on the family's natural scale (see module docs).")
     control_shift: float = Field(0.0, description="Drift of current controls from history (natural scale).")
+    effect_prior: EffectPrior | None = Field(
+        None, description="Assurance: draw each replicate's effect from this normal design prior instead of "
+        "fixing it at `effect` (on the analysis scale: difference, or log rate/hazard ratio).")
 
 
 class Method(str, Enum):

@@ -43,12 +43,18 @@ def chunk_stream(seed: int, scenario: int, chunk: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(scenario, chunk)))
 
 
-def simulate_chunk(design_json: str, scenario: int, chunk: int) -> dict[str, dict[str, np.ndarray]]:
-    """Simulate and analyse one chunk: {analysis name: {field: (R,) array}}."""
+def simulate_chunk(design_json: str, scenario: int, chunk: int) -> dict:
+    """Simulate and analyse one chunk.
+
+    Returns {"truth": (R,) true effect on the analysis scale, "analyses": {analysis
+    name: {field: (R,) array}}}.
+    """
     design = TrialDesign.model_validate_json(design_json)
     R = min(design.chunk_size, design.replicates - chunk * design.chunk_size)
     rng = chunk_stream(design.seed, scenario, chunk)
-    data = _patients(design, design.scenarios[scenario], R, rng)
+    sc = design.scenarios[scenario]
+    truth = scenario_effects(design, sc, R, rng)
+    data = _patients(design, sc, natural_effect(design, truth)[:, None], R, rng)
     dec = design.decision
     common = {"alpha": dec.alpha, "sided": dec.sided, "direction": design.direction, "level": dec.interval}
     out = {}
@@ -69,7 +75,23 @@ def simulate_chunk(design_json: str, scenario: int, chunk: int) -> dict[str, dic
             res = kernels.poisson_rate_ratio(data["y"], data["arm"], data["exposure"], **common)
         res["n_patients"] = np.asarray(data.get("enrolled", np.full(R, len(data["arm"]))), dtype=float)
         out[a.name] = {k: np.asarray(res[k]) for k in FIELDS}
-    return out
+    return {"truth": truth, "analyses": out}
+
+
+def scenario_effects(design: TrialDesign, sc, R: int, rng: np.random.Generator) -> np.ndarray:
+    """Each replicate's true effect on the analysis scale: fixed, or drawn (assurance)."""
+    if sc.effect_prior is not None:
+        return sc.effect_prior.mean + sc.effect_prior.sd * rng.standard_normal(R)
+    return np.full(R, true_effect(design, sc))
+
+
+def natural_effect(design: TrialDesign, truth: np.ndarray) -> np.ndarray:
+    """Analysis-scale effects back on the natural scale the simulation uses."""
+    return np.exp(truth) if _ratio_effect(design) else truth
+
+
+def _ratio_effect(design: TrialDesign) -> bool:
+    return design.endpoint is not None and design.endpoint.family in (Family.count, Family.time_to_event)
 
 
 def _arm_vector(design: TrialDesign) -> np.ndarray:
@@ -77,26 +99,27 @@ def _arm_vector(design: TrialDesign) -> np.ndarray:
     return np.concatenate([np.zeros(n_c, dtype=np.int8), np.ones(n_t, dtype=np.int8)])
 
 
-def _patients(design: TrialDesign, sc, R: int, rng: np.random.Generator) -> dict:
+def _patients(design: TrialDesign, sc, effect: np.ndarray, R: int, rng: np.random.Generator) -> dict:
+    """Simulated patients of R trials; ``effect`` (R, 1) on the natural scale."""
     arm = _arm_vector(design)
     n = len(arm)
     if design.endpoint is not None:
         ep = design.endpoint
         if ep.family is Family.normal:
-            y = ep.control_mean + sc.control_shift + sc.effect * arm + ep.sd * rng.standard_normal((R, n))
+            y = ep.control_mean + sc.control_shift + effect * arm + ep.sd * rng.standard_normal((R, n))
         elif ep.family is Family.binary:
-            p = ep.control_rate + sc.control_shift + sc.effect * arm
+            p = np.clip(ep.control_rate + sc.control_shift + effect * arm, 0.0, 1.0)  # prior draws may leave [0, 1]
             y = (rng.random((R, n)) < p).astype(np.int8)
         elif ep.family is Family.time_to_event:
-            hr = np.where(arm == 1, sc.effect, 1.0) * np.exp(sc.control_shift)
+            hr = np.where(arm == 1, effect, 1.0) * np.exp(sc.control_shift)
             out = survival.simulate_times(R, arm, hr, hazard_model(ep), ep.accrual, ep.dropout_rate,
                                           ep.cutoff.model_dump(exclude_none=True), rng)
             return {**out, "arm": arm}
         else:
-            rate = (ep.control_rate + sc.control_shift) * np.where(arm == 1, sc.effect, 1.0)
+            rate = (ep.control_rate + sc.control_shift) * np.where(arm == 1, effect, 1.0)
             y = rng.poisson(rate * ep.exposure, size=(R, n))
         return {"y": y, "arm": arm, "exposure": ep.exposure}
-    return _generator_patients(design, sc, R, rng, arm)
+    return _generator_patients(design, sc, effect, R, rng, arm)
 
 
 def hazard_model(ep) -> dict:
@@ -110,17 +133,17 @@ def hazard_model(ep) -> dict:
     return {"kind": "weibull", "rate": rate, "shape": ep.weibull_shape}
 
 
-def _generator_patients(design: TrialDesign, sc, R: int, rng, arm: np.ndarray) -> dict:
+def _generator_patients(design: TrialDesign, sc, effect: np.ndarray, R: int, rng, arm: np.ndarray) -> dict:
     gen = load_generator(design.patients.generator)
     fam = gen.family
     if fam != "normal":
         raise ValueError(f"trials with generator patients support normal outcomes so far (this generator's "
                          f"outcome is {fam})")
     y_sd = gen.meta["outcome_scale"]["y_sd"]
-    shift = (sc.control_shift + sc.effect * arm) / y_sd  # mean difference in outcome sd units
+    shift = (sc.control_shift + effect * arm) / y_sd  # mean difference in outcome sd units, (R, n)
     ys, Ds, vals = [], [], []
-    for _ in range(R):
-        values, y, D = gen.draw_trial(len(arm), shift, design.patients.study, rng)
+    for r in range(R):
+        values, y, D = gen.draw_trial(len(arm), shift[r], design.patients.study, rng)
         ys.append(y)
         Ds.append(D)
         vals.append(values)
@@ -201,11 +224,13 @@ def assemble(design: TrialDesign, chunks: dict) -> xr.Dataset:
     """Chunk results -> Dataset with dims (scenario, analysis, replicate)."""
     S, A, R = len(design.scenarios), len(design.analyses), design.replicates
     arrays = {f: np.empty((S, A, R)) for f in FIELDS}
+    truth = np.empty((S, R))
     for (s, c), res in chunks.items():
         lo = c * design.chunk_size
+        truth[s, lo:lo + len(res["truth"])] = res["truth"]
         for a, an in enumerate(design.analyses):
             for f in FIELDS:
-                v = res[an.name][f]
+                v = res["analyses"][an.name][f]
                 arrays[f][s, a, lo:lo + len(v)] = v
     ds = xr.Dataset(
         {f: (("scenario", "analysis", "replicate"), arrays[f]) for f in FIELDS},
@@ -213,7 +238,7 @@ def assemble(design: TrialDesign, chunks: dict) -> xr.Dataset:
                 "replicate": np.arange(R)},
     )
     ds["decision"] = ds["decision"].astype(np.int8)
-    ds["true_effect"] = ("scenario", [true_effect(design, sc) for sc in design.scenarios])
+    ds["true_effect"] = (("scenario", "replicate"), truth)
     ds.attrs.update({"design_yaml": design.to_yaml(), "design_sha256": design.hash(), "seed": design.seed,
                      "chunk_size": design.chunk_size, "replicates": R})
     return ds
@@ -221,7 +246,7 @@ def assemble(design: TrialDesign, chunks: dict) -> xr.Dataset:
 
 def true_effect(design: TrialDesign, sc) -> float:
     """The estimand on the scale the analyses estimate (NaN where it has no closed form)."""
-    if design.endpoint is not None and design.endpoint.family in (Family.count, Family.time_to_event):
+    if _ratio_effect(design):
         return float(np.log(sc.effect))
     return float(sc.effect)
 
@@ -244,7 +269,9 @@ class _Checkpoint:
             shutil.rmtree(self.path)
 
     def save(self, key: tuple[int, int], result: dict) -> None:
-        ds = xr.Dataset({f"{a}__{f}": ("replicate", v) for a, fields in result.items() for f, v in fields.items()})
+        ds = xr.Dataset({f"{a}__{f}": ("replicate", v) for a, fields in result["analyses"].items()
+                         for f, v in fields.items()})
+        ds["truth"] = ("replicate", result["truth"])
         ds.attrs["design_sha256"] = self.design.hash()
         self.path.mkdir(parents=True, exist_ok=True)
         final = self.path / f"s{key[0]}_c{key[1]}.zarr"
@@ -264,7 +291,8 @@ class _Checkpoint:
             s, c = (int(x[1:]) for x in store.name.removesuffix(".zarr").split("_"))
             res: dict = {}
             for name in ds.data_vars:
-                a, f = name.rsplit("__", 1)
-                res.setdefault(a, {})[f] = ds[name].values
-            out[(s, c)] = res
+                if name != "truth":
+                    a, f = name.rsplit("__", 1)
+                    res.setdefault(a, {})[f] = ds[name].values
+            out[(s, c)] = {"truth": ds["truth"].values, "analyses": res}
         return out

@@ -1,7 +1,8 @@
 """Operating characteristics from replicate-level results, each with its Monte Carlo
 standard error (MCSE).
 
-For R replicates: rejection rate p (power, or type I error under a null scenario) with
+For R replicates: rejection rate p (power, or type I error under a null scenario; with
+an effect design prior, the probability of success — assurance) with
 MCSE sqrt(p(1-p)/R); bias = mean(estimate - truth) with MCSE sd/sqrt(R); RMSE with the
 delta-method MCSE sd((est - truth)^2) / (2 RMSE sqrt(R)); interval coverage (binomial
 MCSE); mean interval width and expected sample size (MCSE sd/sqrt(R)).
@@ -41,7 +42,7 @@ def operating_characteristics(results: xr.Dataset) -> xr.Dataset:
         "expected_n_mcse": results["n_patients"].std(dim, ddof=1) / np.sqrt(R),
     })
     out["n_replicates"] = xr.full_like(out["rejection_rate"], R, dtype=np.int64)
-    out["true_effect"] = truth
+    out["true_effect"] = truth.mean(dim)  # the fixed effect, or the design prior's mean (assurance)
     out.attrs.update({k: v for k, v in results.attrs.items()})
     return out
 

@@ -40,7 +40,7 @@ def cumulative_hazard_inverse(target: np.ndarray, model: dict) -> np.ndarray:
 def simulate_times(
     R: int,
     arm: np.ndarray,
-    hazard_ratio: np.ndarray,
+    hazard_ratio: np.ndarray,  # per patient (n,) or per replicate and patient (R, n)
     model: dict,
     accrual: float,
     dropout_rate: float,
@@ -56,7 +56,7 @@ def simulate_times(
     """
     n = len(arm)
     entry = rng.random((R, n)) * accrual  # entry independent of arm: randomised order
-    t_event = cumulative_hazard_inverse(rng.standard_exponential((R, n)) / hazard_ratio[None, :], model)
+    t_event = cumulative_hazard_inverse(rng.standard_exponential((R, n)) / np.broadcast_to(hazard_ratio, (R, n)), model)
     t_drop = rng.exponential(1.0 / dropout_rate, (R, n)) if dropout_rate > 0 else np.full((R, n), np.inf)
     follow = np.minimum(t_event, t_drop)
     is_event = t_event <= t_drop
