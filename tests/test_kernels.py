@@ -54,6 +54,17 @@ def test_truncated_normal_stays_in_bounds_and_has_closed_form_mean(lo, hi):
     assert abs(z.mean() - ref.mean()) < Z_MC * se, (z.mean(), ref.mean(), se)
 
 
+def test_truncated_normal_far_in_the_tail_stays_in_bounds():
+    """Bounds far from eta (a covariate model predicting well outside the range) still hold."""
+    z = kernels._normal(np.zeros(1000), 1.0, (9.0, np.inf), np.random.default_rng(19))
+    assert np.all(z >= 9.0)
+    # the tail's conditional mean (Mills ratio) is 9.1090; MC se = sd / sqrt(1000) ~ 0.0034
+    ref = stats.truncnorm(9.0, np.inf)
+    assert abs(z.mean() - ref.mean()) < Z_MC * ref.std() / np.sqrt(1000)
+    low = kernels._normal(np.zeros(1000), 1.0, (-np.inf, -40.0), np.random.default_rng(20))
+    assert np.all(low <= -40.0) and low.min() > -41.0
+
+
 def test_untruncated_normal_has_mean_eta_and_sd_sigma():
     """Without bounds `_normal` is N(eta, sigma)."""
     eta0, sigma = -1.2, 0.6

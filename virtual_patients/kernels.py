@@ -73,15 +73,22 @@ def _z_bounds(enc: Encoder) -> tuple[float, float] | None:
 
 
 def _normal(eta: np.ndarray, sigma: float, bounds: tuple[float, float] | None, rng) -> np.ndarray:
-    """Normal draws, truncated to `bounds` by inversion when given."""
+    """Normal draws, truncated to `bounds` by inversion when given.
+
+    The inversion runs in log space on the lower tail (an interval in the upper tail is
+    mirrored first), so it stays exact tens of sds out, where ndtr rounds to 0 or 1.
+    """
     if bounds is None:
         return eta + sigma * rng.standard_normal(eta.shape[0])
-    lo = special.ndtr((bounds[0] - eta) / sigma)
-    hi = special.ndtr((bounds[1] - eta) / sigma)
-    u = lo + rng.random(eta.shape[0]) * (hi - lo)
-    # guard the inverse against u rounding to exactly 0 or 1 in the far tails
-    u = np.clip(u, 1e-300, 1 - 1e-16)
-    return eta + sigma * special.ndtri(u)
+    a, b = (bounds[0] - eta) / sigma, (bounds[1] - eta) / sigma
+    flip = a > 0
+    lo, hi = np.where(flip, -b, a), np.where(flip, -a, b)
+    v = rng.random(eta.shape[0])
+    with np.errstate(divide="ignore"):
+        # log of (1 - v) Phi(lo) + v Phi(hi)
+        log_u = np.logaddexp(np.log1p(-v) + special.log_ndtr(lo), np.log(v) + special.log_ndtr(hi))
+    z = np.clip(special.ndtri_exp(log_u), lo, hi)  # clip: last-bit rounding only
+    return eta + sigma * np.where(flip, -z, z)
 
 
 def _categorical(eta: np.ndarray, rng) -> np.ndarray:
@@ -156,7 +163,8 @@ def baseline_cumhaz(family: str, t: np.ndarray, P: dict[str, np.ndarray], cuts: 
 def _poisson_inverse(u: np.ndarray, lam: np.ndarray) -> np.ndarray:
     from scipy import stats
 
-    return stats.poisson.ppf(u, lam).astype(np.int64)
+    # ppf(0) is -1: u can be exactly 0 (probability 2^-53 a draw)
+    return np.maximum(stats.poisson.ppf(u, lam), 0).astype(np.int64)
 
 
 def censor(
