@@ -186,3 +186,27 @@ def test_assurance_averages_power_over_the_design_prior():
     pos /= weights.sum()
     assert rate_within_3_mcse(oc, "rejection_rate", pos)
     assert within_3_mcse(float(oc.bias), float(oc.bias_mcse), 0.0)  # bias against each replicate's own truth
+
+
+def test_hybrid_power_prior_type_one_error_with_and_without_drift():
+    """Known-sd normal hybrid control with power prior a0 on 200 external controls (weights
+    1): the decision statistic is normal, so its type I error has a closed form —
+    Z = (ybar_t - mu_c_tilde) / sqrt(v_post) with mu_c_tilde = (n_c ybar_c + E ybar_ext) / (n_c + E),
+    E = a0 n_ext; under drift d of the current trial, E[Z numerator] = d E / (n_c + E)."""
+    from scipy import stats
+
+    a0, n_ext, n_c, n_t, d = 0.5, 200, 100, 100, 0.25
+    des = design(external_control={"n": n_ext},
+                 scenarios=[{"name": "null", "effect": 0.0}, {"name": "drift", "effect": 0.0, "control_shift": d}],
+                 analyses=[{"name": "hybrid", "method": "hybrid_power_prior", "a0": a0, "weighting": "none"}])
+    oc = operating_characteristics(run(des, executor="serial")).sel(analysis="hybrid")
+    E = a0 * n_ext
+    v_post = 1 / n_t + 1 / (n_c + E)
+    v_true = 1 / n_t + (n_c + a0**2 * n_ext) / (n_c + E) ** 2
+    z = stats.norm.ppf(0.975)
+    for sc, shift in (("null", 0.0), ("drift", d * E / (n_c + E))):
+        exact = float(stats.norm.sf((z * np.sqrt(v_post) - shift) / np.sqrt(v_true)))
+        assert rate_within_3_mcse(oc.sel(scenario=sc), "rejection_rate", exact), (sc, exact)
+    res = run(des.model_copy(update={"replicates": 10}), executor="serial")
+    assert np.all(res.prior_ess.values == E)
+    assert np.all((res.posterior_prob >= 0) & (res.posterior_prob <= 1))

@@ -145,6 +145,19 @@ class Scenario(_Frozen):
         "fixing it at `effect` (on the analysis scale: difference, or log rate/hazard ratio).")
 
 
+class ExternalControl(_Frozen):
+    """External (historical or real-world) controls beside the randomised trial.
+
+    They come from the historical population: the endpoint's control parameters without
+    the scenario's ``control_shift`` (parametric), or the generator's fitted population
+    (``source: generator``) — so drift scenarios show what borrowing costs.
+    """
+
+    n: int = Field(..., gt=0, description="External control patients per replicate.")
+    source: str = Field("parametric", pattern="^(parametric|generator)$",
+                        description="parametric (endpoint) or generator (the design's patients generator).")
+
+
 class Method(str, Enum):
     difference_in_means = "difference_in_means"
     ancova = "ancova"
@@ -153,6 +166,8 @@ class Method(str, Enum):
     poisson_rate_ratio = "poisson_rate_ratio"
     logrank = "logrank"
     cox_score = "cox_score"
+    hybrid_power_prior = "hybrid_power_prior"
+    external_comparison = "external_comparison"
 
 
 METHOD_FAMILIES = {
@@ -163,13 +178,20 @@ METHOD_FAMILIES = {
     Method.poisson_rate_ratio: {"count"},
     Method.logrank: {"time_to_event"},
     Method.cox_score: {"time_to_event"},
+    Method.hybrid_power_prior: {"normal", "binary"},
+    Method.external_comparison: {"normal"},
 }
+EXTERNAL_METHODS = {Method.hybrid_power_prior, Method.external_comparison}
 
 
 class Analysis(_Frozen):
     name: str
     method: Method
     covariates: list[str] = Field(default_factory=list, description="ancova: covariate columns (generator patients).")
+    a0: float | None = Field(None, ge=0, le=1, description="hybrid_power_prior: power-prior discount of the "
+                             "external controls (0 = ignore them, 1 = pool).")
+    weighting: str = Field("propensity", pattern="^(propensity|none)$", description="external methods: ATT "
+                           "propensity-score weights of external patients (generator patients) or none.")
 
 
 class Decision(_Frozen):
@@ -190,6 +212,7 @@ class TrialDesign(_Frozen):
     endpoint: Endpoint | None = None
     patients: GeneratorPatients | None = None
     sample_size: SampleSize
+    external_control: ExternalControl | None = None
     scenarios: list[Scenario] = Field(..., min_length=1)
     analyses: list[Analysis] = Field(..., min_length=1)
     decision: Decision = Field(default_factory=Decision)
@@ -202,6 +225,13 @@ class TrialDesign(_Frozen):
             names = [i.name for i in items]
             if len(set(names)) != len(names):
                 raise ValueError(f"{key}: names must be unique, got {names}")
+        for a in self.analyses:
+            if a.method in EXTERNAL_METHODS and self.external_control is None:
+                raise ValueError(f"analysis '{a.name}': {a.method.value} needs an external_control")
+            if a.method is Method.hybrid_power_prior and a.a0 is None:
+                raise ValueError(f"analysis '{a.name}': hybrid_power_prior needs a0 in [0, 1]")
+        if self.external_control is not None and self.external_control.source == "generator" and self.patients is None:
+            raise ValueError("external_control.source 'generator' needs patients from a generator")
         if self.endpoint is not None:
             fam = self.endpoint.family.value
             for a in self.analyses:

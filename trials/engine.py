@@ -22,7 +22,8 @@ from . import analyses as kernels
 from . import survival
 from .design import Family, Method, TrialDesign
 
-FIELDS = ("estimate", "std_error", "lower", "upper", "p_value", "decision", "n_patients")
+FIELDS = ("estimate", "std_error", "lower", "upper", "p_value", "decision", "posterior_prob", "prior_ess",
+          "n_patients")
 
 
 # ---------------------------------------------------------------------- one chunk
@@ -71,11 +72,33 @@ def simulate_chunk(design_json: str, scenario: int, chunk: int) -> dict:
             res = survival.logrank(data["time"], data["event"], data["arm"], **common)
         elif a.method is Method.cox_score:
             res = survival.cox_score(data["time"], data["event"], data["arm"], **common)
+        elif a.method in (Method.hybrid_power_prior, Method.external_comparison):
+            res = _external_analysis(a, data, common)
         else:
             res = kernels.poisson_rate_ratio(data["y"], data["arm"], data["exposure"], **common)
+        res.setdefault("posterior_prob", np.full(R, np.nan))
+        res.setdefault("prior_ess", np.full(R, np.nan))
         res["n_patients"] = np.asarray(data.get("enrolled", np.full(R, len(data["arm"]))), dtype=float)
         out[a.name] = {k: np.asarray(res[k]) for k in FIELDS}
     return {"truth": truth, "analyses": out}
+
+
+def _external_analysis(a, data: dict, common: dict) -> dict:
+    """Hybrid (weighted power prior) or purely external comparisons (`trials.external`)."""
+    from . import external
+
+    X, X_ext = (data.get("X"), data.get("X_ext")) if a.weighting == "propensity" else (None, None)
+    # without covariates (parametric patients, or weighting: none) every external patient weighs 1
+    w = None if X is not None else np.ones(data["y_ext"].shape)
+    if a.method is Method.external_comparison:
+        treated = data["arm"] == 1
+        return external.external_normal(data["y"][:, treated], data["y_ext"],
+                                        X[:, treated] if X is not None else None, X_ext, weights=w, **common)
+    if data["family"] == "binary":
+        return external.hybrid_binary(data["y"], data["arm"], data["y_ext"], X, X_ext, a0=a.a0, weights=w,
+                                      **common)
+    return external.hybrid_normal(data["y"], data["arm"], data["y_ext"], X, X_ext, a0=a.a0,
+                                  sigma=data["sigma"], weights=w, **common)
 
 
 def scenario_effects(design: TrialDesign, sc, R: int, rng: np.random.Generator) -> np.ndarray:
@@ -118,7 +141,14 @@ def _patients(design: TrialDesign, sc, effect: np.ndarray, R: int, rng: np.rando
         else:
             rate = (ep.control_rate + sc.control_shift) * np.where(arm == 1, effect, 1.0)
             y = rng.poisson(rate * ep.exposure, size=(R, n))
-        return {"y": y, "arm": arm, "exposure": ep.exposure}
+        data = {"y": y, "arm": arm, "exposure": ep.exposure, "family": ep.family.value, "sigma": ep.sd}
+        if design.external_control is not None:  # historical controls: no drift
+            m = design.external_control.n
+            if ep.family is Family.normal:
+                data["y_ext"] = ep.control_mean + ep.sd * rng.standard_normal((R, m))
+            else:
+                data["y_ext"] = (rng.random((R, m)) < ep.control_rate).astype(np.int8)
+        return data
     return _generator_patients(design, sc, effect, R, rng, arm)
 
 
@@ -156,7 +186,14 @@ def _generator_patients(design: TrialDesign, sc, effect: np.ndarray, R: int, rng
         cols = [i for i, nm in enumerate(gen.meta["design_names"]) if nm.split("[")[0] in names]
         return D[:, :, cols]
 
-    return {"y": y, "arm": arm, "score": score, "covariates": covariates}
+    data = {"y": y, "arm": arm, "score": score, "covariates": covariates, "family": "normal", "X": D,
+            "sigma": y_sd}
+    if design.external_control is not None:  # the fitted (historical) population, no drift
+        m = design.external_control.n
+        ext = [gen.draw_trial(m, np.zeros(m), None, rng) for _ in range(R)]
+        data["y_ext"] = sc_["y_mean"] + y_sd * np.stack([e[1] for e in ext])
+        data["X_ext"] = np.stack([e[2] for e in ext])
+    return data
 
 
 # ---------------------------------------------------------------------- running
