@@ -210,3 +210,13 @@ def test_hybrid_power_prior_type_one_error_with_and_without_drift():
     res = run(des.model_copy(update={"replicates": 10}), executor="serial")
     assert np.all(res.prior_ess.values == E)
     assert np.all((res.posterior_prob >= 0) & (res.posterior_prob <= 1))
+
+
+@pytest.mark.parametrize("name", ["design_means", "design_survival"])
+def test_example_designs_run(name):
+    from virtual_patients.examples import examples_dir
+
+    d = TrialDesign.from_yaml(examples_dir() / f"{name}.yaml")
+    res = run(d.model_copy(update={"replicates": 200, "chunk_size": 100}), executor="serial")
+    assert res.sizes == {"scenario": len(d.scenarios), "analysis": len(d.analyses), "replicate": 200}
+    assert np.isfinite(res.estimate.values).all()
