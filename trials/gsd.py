@@ -105,7 +105,6 @@ __all__ = [
     "logrank_drift",
     "power_z_test",
     "power_t_test",
-    "schoenfeld_power",
     "expected_events_exponential",
     "analysis_time_exponential",
     "dunnett_critical_value",
@@ -560,7 +559,11 @@ def means_drift(alternative: float, stdev: float, n1: float, n2: float) -> float
 
 
 def logrank_drift(hazard_ratio: float, events: float, allocation_fraction: float = 0.5) -> float:
-    """Schoenfeld drift of the log-rank statistic (efficacy for HR < 1 positive)."""
+    """Schoenfeld drift of the log-rank statistic (efficacy for HR < 1 positive).
+
+    ``Phi(drift - z_{1-alpha})`` is Schoenfeld's fixed-sample power, as in
+    :func:`trials.survival.schoenfeld_power`.
+    """
     p = allocation_fraction
     return -np.log(hazard_ratio) * np.sqrt(events * p * (1 - p))
 
@@ -576,12 +579,6 @@ def power_t_test(alternative: float, stdev: float, n1: int, n2: int, alpha: floa
 
     df = n1 + n2 - 2
     return float(stats.nct.sf(stats.t.isf(alpha, df), df, means_drift(alternative, stdev, n1, n2)))
-
-
-def schoenfeld_power(events: float, hazard_ratio: float, alpha: float = 0.025,
-                     allocation_fraction: float = 0.5) -> float:
-    """Schoenfeld's log-rank power, ``Phi(sqrt(d p (1-p)) |log HR| - z_{1-alpha})``."""
-    return float(_ndtr(abs(logrank_drift(hazard_ratio, events, allocation_fraction)) + _ndtri(alpha)))
 
 
 def expected_events_exponential(time, *, lambda2: float, hazard_ratio: float, max_subjects: int,
