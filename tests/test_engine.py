@@ -89,7 +89,7 @@ def test_bit_identical_serial_one_two_workers_and_external_scheduler():
     serial = run(d, executor="serial")
     assert run(d, workers=1).identical(serial)
     assert run(d, workers=2).identical(serial)
-    with LocalCluster(n_workers=2, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=2, processes=False, dashboard_address=":0") as cluster:
         assert run(d, scheduler=cluster.scheduler_address).identical(serial)  # threads, distributed scheduler
 
 

@@ -104,8 +104,6 @@ class Endpoint(_Frozen):
         if self.family is Family.time_to_event:
             if (self.control_median is None) == (self.piecewise is None):
                 raise ValueError("a time_to_event endpoint needs exactly one of control_median or piecewise")
-            if self.cutoff is None:
-                raise ValueError("a time_to_event endpoint needs a cutoff: {events: N} or {calendar: T}")
             return self
         if self.family in (Family.binary, Family.count) and self.control_rate is None:
             raise ValueError(f"a {self.family.value} endpoint needs control_rate")
@@ -126,7 +124,34 @@ class GeneratorPatients(_Frozen):
 
 
 class SampleSize(_Frozen):
-    total: int = Field(..., gt=1, description="Patients randomised across all arms.")
+    """Fixed sample size, or group-sequential looks with Lan-DeMets error spending."""
+
+    total: int | None = Field(None, gt=1, description="Patients randomised across all arms (default: the last stage).")
+    stages: list[int] | None = Field(None, min_length=2, description="Cumulative patients (time to event: "
+                                     "events) at each look, increasing.")
+    information_rates: list[float] | None = Field(None, description="Information fraction of each look "
+                                                  "(default: stages / last stage).")
+    spending: str = Field("obrien_fleming", pattern="^(obrien_fleming|pocock)$",
+                          description="Lan-DeMets alpha spending: obrien_fleming (asOF) or pocock (asP).")
+    futility: list[float] | None = Field(None, description="Non-binding futility bounds on the z scale for "
+                                         "looks 1..K-1 (stop when z falls below).")
+
+    @model_validator(mode="after")
+    def _check(self) -> SampleSize:
+        if self.total is None and self.stages is None:
+            raise ValueError("give 'total' or 'stages'")
+        if self.stages is not None:
+            if any(b <= a for a, b in zip(self.stages, self.stages[1:], strict=False)) or self.stages[0] < 2:
+                raise ValueError(f"stages must increase (and start at >= 2), got {self.stages}")
+            rates = self.information_rates
+            if rates is not None and (len(rates) != len(self.stages) or abs(rates[-1] - 1) > 1e-9
+                                      or any(b <= a for a, b in zip(rates, rates[1:], strict=False)) or rates[0] <= 0):
+                raise ValueError("information_rates: one per stage, increasing, in (0, 1], the last 1")
+            if self.futility is not None and len(self.futility) != len(self.stages) - 1:
+                raise ValueError(f"futility needs one bound per interim look ({len(self.stages) - 1})")
+        elif self.futility is not None:
+            raise ValueError("futility bounds need group-sequential stages")
+        return self
 
 
 class EffectPrior(_Frozen):
@@ -182,6 +207,8 @@ METHOD_FAMILIES = {
     Method.external_comparison: {"normal"},
 }
 EXTERNAL_METHODS = {Method.hybrid_power_prior, Method.external_comparison}
+SEQUENTIAL_METHODS = {Method.difference_in_means, Method.ancova, Method.procova, Method.two_proportions,
+                      Method.poisson_rate_ratio, Method.logrank, Method.cox_score}
 
 
 class Analysis(_Frozen):
@@ -230,6 +257,21 @@ class TrialDesign(_Frozen):
                 raise ValueError(f"analysis '{a.name}': {a.method.value} needs an external_control")
             if a.method is Method.hybrid_power_prior and a.a0 is None:
                 raise ValueError(f"analysis '{a.name}': hybrid_power_prior needs a0 in [0, 1]")
+        ss = self.sample_size
+        if ss.stages is not None:
+            bad = [a.name for a in self.analyses if a.method not in SEQUENTIAL_METHODS]
+            if bad:
+                raise ValueError(f"analyses {bad} cannot be used at group-sequential looks")
+            if self.decision.sided != "one":
+                raise ValueError("group-sequential designs test one-sided (decision.sided: one)")
+            tte = self.endpoint is not None and self.endpoint.family is Family.time_to_event
+            if tte and ss.total is None:
+                raise ValueError("a time-to-event design with stages (events) needs sample_size.total (patients)")
+            if tte and self.endpoint.cutoff is not None:
+                raise ValueError("with stages, a time-to-event design's looks are the stages' event counts: "
+                                 "remove endpoint.cutoff")
+            if not tte and ss.total is not None and ss.total != ss.stages[-1]:
+                raise ValueError(f"sample_size.total ({ss.total}) must equal the last stage ({ss.stages[-1]})")
         if self.external_control is not None and self.external_control.source == "generator" and self.patients is None:
             raise ValueError("external_control.source 'generator' needs patients from a generator")
         if self.endpoint is not None:
@@ -249,9 +291,12 @@ class TrialDesign(_Frozen):
                 for s in self.scenarios:
                     if s.effect <= 0:
                         raise ValueError(f"scenario '{s.name}': time-to-event effects are hazard ratios (> 0)")
-                ev = self.endpoint.cutoff.events
-                if ev is not None and ev > self.sample_size.total:
-                    raise ValueError(f"cutoff.events = {ev} exceeds the {self.sample_size.total} patients")
+                if self.endpoint.cutoff is None and self.sample_size.stages is None:
+                    raise ValueError("a time_to_event endpoint needs a cutoff ({events: N} or {calendar: T}) "
+                                     "or group-sequential stages (events)")
+                ev = self.endpoint.cutoff.events if self.endpoint.cutoff is not None else self.sample_size.stages[-1]
+                if ev is not None and ev > self.n_total:
+                    raise ValueError(f"{ev} events exceed the {self.n_total} patients")
             if self.endpoint.family is Family.count:
                 for s in self.scenarios:
                     if s.effect <= 0 or self.endpoint.control_rate + s.control_shift <= 0:
@@ -279,11 +324,51 @@ class TrialDesign(_Frozen):
     def n_chunks(self) -> int:
         return -(-self.replicates // self.chunk_size)
 
-    def arm_sizes(self) -> tuple[int, int]:
-        """(control, treatment) patients: allocation-proportional, control rounded down."""
+    @property
+    def n_total(self) -> int:
+        ss = self.sample_size
+        return ss.total if ss.total is not None else ss.stages[-1]
+
+    @property
+    def treated_share(self) -> float:
         w = [a.allocation for a in self.arms]
-        n_c = int(self.sample_size.total * w[0] / sum(w))
-        return n_c, self.sample_size.total - n_c
+        return w[1] / sum(w)
+
+    def arm_sizes(self) -> tuple[int, int]:
+        """(control, treatment) patients of the whole trial."""
+        n_t = int((self.arm_vector() == 1).sum())
+        return self.n_total - n_t, n_t
+
+    def arm_vector(self) -> "np.ndarray":
+        """Each patient's arm (1 = treatment) in randomisation order: a deterministic
+        interleaving, so that every interim look's patients are allocated as planned."""
+        import numpy as np
+
+        i = np.arange(self.n_total + 1)
+        cum = np.floor(i * self.treated_share + 1e-9)
+        return np.diff(cum).astype(np.int8)
+
+    @property
+    def looks(self) -> list[int]:
+        """Cumulative patients (or events) at each analysis; one entry for a fixed design."""
+        if self.sample_size.stages is not None:
+            return list(self.sample_size.stages)
+        if self.endpoint is not None and self.endpoint.family is Family.time_to_event:
+            return [0]  # the endpoint's cutoff decides
+        return [self.n_total]
+
+    def boundaries(self):
+        """The group-sequential design (efficacy and futility z bounds), or None if fixed."""
+        ss = self.sample_size
+        if ss.stages is None:
+            return None
+        from trials.gsd import group_sequential_design
+
+        rates = ss.information_rates or [s / ss.stages[-1] for s in ss.stages]
+        futility = None if ss.futility is None else [*ss.futility]
+        return group_sequential_design(rates, alpha=self.decision.alpha,
+                                       type_of_design={"obrien_fleming": "asOF", "pocock": "asP"}[ss.spending],
+                                       futility=futility)
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<design>") -> TrialDesign:

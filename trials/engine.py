@@ -23,7 +23,7 @@ from . import survival
 from .design import Family, Method, TrialDesign
 
 FIELDS = ("estimate", "std_error", "lower", "upper", "p_value", "decision", "posterior_prob", "prior_ess",
-          "n_patients")
+          "n_patients", "n_events", "stop_stage")
 
 
 # ---------------------------------------------------------------------- one chunk
@@ -48,7 +48,8 @@ def simulate_chunk(design_json: str, scenario: int, chunk: int) -> dict:
     """Simulate and analyse one chunk.
 
     Returns {"truth": (R,) true effect on the analysis scale, "analyses": {analysis
-    name: {field: (R,) array}}}.
+    name: {field: (R,) array}}}. A group-sequential design analyses every look and
+    reports each replicate at the look where it stopped.
     """
     design = TrialDesign.model_validate_json(design_json)
     R = min(design.chunk_size, design.replicates - chunk * design.chunk_size)
@@ -58,29 +59,85 @@ def simulate_chunk(design_json: str, scenario: int, chunk: int) -> dict:
     data = _patients(design, sc, natural_effect(design, truth)[:, None], R, rng)
     dec = design.decision
     common = {"alpha": dec.alpha, "sided": dec.sided, "direction": design.direction, "level": dec.interval}
+    gsd = design.boundaries()
+    views = [_at_look(design, data, k) for k in range(len(design.looks))]
     out = {}
     for a in design.analyses:
-        if a.method is Method.difference_in_means:
-            res = kernels.difference_in_means(data["y"], data["arm"], **common)
-        elif a.method is Method.ancova:
-            res = kernels.ancova(data["y"], data["arm"], data["covariates"](a.covariates), **common)
-        elif a.method is Method.procova:
-            res = kernels.procova(data["y"], data["arm"], data["score"], **common)
-        elif a.method is Method.two_proportions:
-            res = kernels.two_proportions(data["y"], data["arm"], **common)
-        elif a.method is Method.logrank:
-            res = survival.logrank(data["time"], data["event"], data["arm"], **common)
-        elif a.method is Method.cox_score:
-            res = survival.cox_score(data["time"], data["event"], data["arm"], **common)
-        elif a.method in (Method.hybrid_power_prior, Method.external_comparison):
-            res = _external_analysis(a, data, common)
-        else:
-            res = kernels.poisson_rate_ratio(data["y"], data["arm"], data["exposure"], **common)
-        res.setdefault("posterior_prob", np.full(R, np.nan))
-        res.setdefault("prior_ess", np.full(R, np.nan))
-        res["n_patients"] = np.asarray(data.get("enrolled", np.full(R, len(data["arm"]))), dtype=float)
+        per_look = [_analyse(a, v, common, R) for v in views]
+        res = per_look[0] if gsd is None else _sequential(per_look, gsd, design.direction)
         out[a.name] = {k: np.asarray(res[k]) for k in FIELDS}
     return {"truth": truth, "analyses": out}
+
+
+def _analyse(a, data: dict, common: dict, R: int) -> dict:
+    """One analysis method on one look's data."""
+    if a.method is Method.difference_in_means:
+        res = kernels.difference_in_means(data["y"], data["arm"], **common)
+    elif a.method is Method.ancova:
+        res = kernels.ancova(data["y"], data["arm"], data["covariates"](a.covariates), **common)
+    elif a.method is Method.procova:
+        res = kernels.procova(data["y"], data["arm"], data["score"], **common)
+    elif a.method is Method.two_proportions:
+        res = kernels.two_proportions(data["y"], data["arm"], **common)
+    elif a.method is Method.logrank:
+        res = survival.logrank(data["time"], data["event"], data["arm"], **common)
+    elif a.method is Method.cox_score:
+        res = survival.cox_score(data["time"], data["event"], data["arm"], **common)
+    elif a.method in (Method.hybrid_power_prior, Method.external_comparison):
+        res = _external_analysis(a, data, common)
+    else:
+        res = kernels.poisson_rate_ratio(data["y"], data["arm"], data["exposure"], **common)
+    res.setdefault("posterior_prob", np.full(R, np.nan))
+    res.setdefault("prior_ess", np.full(R, np.nan))
+    res["n_patients"] = np.asarray(data.get("enrolled", np.full(R, len(data["arm"]))), dtype=float)
+    res["n_events"] = (data["event"].sum(axis=1).astype(float) if "event" in data else np.full(R, np.nan))
+    res["stop_stage"] = np.ones(R)
+    return res
+
+
+def _at_look(design: TrialDesign, data: dict, k: int) -> dict:
+    """The data an analysis sees at look k: the first n_k patients, or for time to event
+    the follow-up at the calendar time of the look's event count."""
+    if "raw_times" in data:
+        look = design.looks[k]
+        cutoff = design.endpoint.cutoff.model_dump(exclude_none=True) if look == 0 else {"events": look}
+        return {**data, **survival.observe(data["raw_times"], cutoff)}
+    if design.sample_size.stages is None:
+        return data
+    n = design.looks[k]
+    view = {**data, "y": data["y"][:, :n], "arm": data["arm"][:n]}
+    if "score" in data:
+        view["score"] = data["score"][:, :n]
+        view["covariates"] = lambda names: data["covariates"](names)[:, :n]
+    return view
+
+
+def _sequential(per_look: list[dict], gsd, direction: str) -> dict:
+    """Stop each replicate at its first crossing of an efficacy or futility bound.
+
+    Each look's one-sided p-value is put on the z scale (z = Phi^-1(1 - p)) and compared
+    with the error-spending boundaries; estimates are the naive ones at the stopping look.
+    """
+    from scipy import stats
+
+    K = len(per_look)
+    z = np.stack([stats.norm.isf(np.clip(r["p_value"], 1e-300, 1.0)) for r in per_look])  # (K, R)
+    R = z.shape[1]
+    stop = np.full(R, K - 1)
+    rejected = np.zeros(R, dtype=bool)
+    open_ = np.ones(R, dtype=bool)
+    for k in range(K):
+        eff = open_ & (z[k] >= gsd.critical_values[k])
+        fut = open_ & ~eff & (z[k] < gsd.futility_bounds[k]) if k < K - 1 else np.zeros(R, dtype=bool)
+        rejected |= eff
+        stop = np.where(eff | fut, k, stop)
+        open_ &= ~(eff | fut)
+    idx = stop[None, :]
+    out = {f: np.take_along_axis(np.stack([np.asarray(r[f], dtype=float) for r in per_look]), idx, axis=0)[0]
+           for f in FIELDS if f not in ("decision", "stop_stage")}
+    out["decision"] = rejected.astype(np.int8)
+    out["stop_stage"] = stop + 1.0
+    return out
 
 
 def _external_analysis(a, data: dict, common: dict) -> dict:
@@ -117,14 +174,9 @@ def _ratio_effect(design: TrialDesign) -> bool:
     return design.endpoint is not None and design.endpoint.family in (Family.count, Family.time_to_event)
 
 
-def _arm_vector(design: TrialDesign) -> np.ndarray:
-    n_c, n_t = design.arm_sizes()
-    return np.concatenate([np.zeros(n_c, dtype=np.int8), np.ones(n_t, dtype=np.int8)])
-
-
 def _patients(design: TrialDesign, sc, effect: np.ndarray, R: int, rng: np.random.Generator) -> dict:
     """Simulated patients of R trials; ``effect`` (R, 1) on the natural scale."""
-    arm = _arm_vector(design)
+    arm = design.arm_vector()
     n = len(arm)
     if design.endpoint is not None:
         ep = design.endpoint
@@ -135,9 +187,8 @@ def _patients(design: TrialDesign, sc, effect: np.ndarray, R: int, rng: np.rando
             y = (rng.random((R, n)) < p).astype(np.int8)
         elif ep.family is Family.time_to_event:
             hr = np.where(arm == 1, effect, 1.0) * np.exp(sc.control_shift)
-            out = survival.simulate_times(R, arm, hr, hazard_model(ep), ep.accrual, ep.dropout_rate,
-                                          ep.cutoff.model_dump(exclude_none=True), rng)
-            return {**out, "arm": arm}
+            raw = survival.draw_times(R, arm, hr, hazard_model(ep), ep.accrual, ep.dropout_rate, rng)
+            return {"raw_times": raw, "arm": arm}
         else:
             rate = (ep.control_rate + sc.control_shift) * np.where(arm == 1, effect, 1.0)
             y = rng.poisson(rate * ep.exposure, size=(R, n))
@@ -206,7 +257,7 @@ def make_client(workers: int | None = None, scheduler: str | None = None):
     if address:
         return Client(address)
     n = workers or os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
     return Client(cluster)
 
 

@@ -41,6 +41,20 @@ def operating_characteristics(results: xr.Dataset) -> xr.Dataset:
         "expected_n": results["n_patients"].mean(dim),
         "expected_n_mcse": results["n_patients"].std(dim, ddof=1) / np.sqrt(R),
     })
+    events = results["n_events"]
+    out["expected_events"] = events.mean(dim)
+    out["expected_events_mcse"] = events.std(dim, ddof=1) / np.sqrt(R)
+    stage = results["stop_stage"]
+    K = int(stage.max())
+    if K > 1:  # group-sequential: where trials stop, and with what decision
+        ks = xr.DataArray(np.arange(1, K + 1), dims="stage", name="stage")
+        stops = (stage == ks).astype(float)
+        rej_k = (stops * results["decision"]).mean(dim)
+        out["rejection_by_stage"] = rej_k
+        out["rejection_by_stage_mcse"] = np.sqrt(rej_k * (1 - rej_k) / R)
+        early = (stage < K).astype(float).mean(dim)
+        out["early_stop"] = early
+        out["early_stop_mcse"] = np.sqrt(early * (1 - early) / R)
     out["n_replicates"] = xr.full_like(out["rejection_rate"], R, dtype=np.int64)
     out["true_effect"] = truth.mean(dim)  # the fixed effect, or the design prior's mean (assurance)
     out.attrs.update({k: v for k, v in results.attrs.items()})
@@ -52,6 +66,7 @@ def oc_table(oc: xr.Dataset):
     import pandas as pd
 
     names = ["rejection_rate", "bias", "rmse", "coverage", "mean_width", "expected_n"]
+    names += [n for n in ("expected_events", "early_stop") if n in oc and bool(np.isfinite(oc[n]).any())]
     df = oc[[*names, *(f"{n}_mcse" for n in names), "n_replicates", "true_effect"]].to_dataframe()
     order = ["true_effect"] + [c for n in names for c in (n, f"{n}_mcse")] + ["n_replicates"]
     return pd.DataFrame(df)[order]

@@ -37,42 +37,44 @@ def cumulative_hazard_inverse(target: np.ndarray, model: dict) -> np.ndarray:
     return bounds[j] + (target - at_bounds[j]) / hazards[j]
 
 
-def simulate_times(
-    R: int,
-    arm: np.ndarray,
-    hazard_ratio: np.ndarray,  # per patient (n,) or per replicate and patient (R, n)
-    model: dict,
-    accrual: float,
-    dropout_rate: float,
-    cutoff: dict,
-    rng: np.random.Generator,
-) -> dict[str, np.ndarray]:
-    """Observed follow-up at the cut-off for R trials of len(arm) patients.
-
-    Entry is uniform over [0, accrual]; ``cutoff`` is {"events": d} (analysis when the
-    d-th event happens, calendar time) or {"calendar": t}. Patients not yet entered at
-    the cut-off get time 0 and no event (never at risk). Returns time, event (R, n),
-    the calendar cut-off (R,) and the number enrolled (R,).
-    """
+def draw_times(R: int, arm: np.ndarray, hazard_ratio: np.ndarray, model: dict, accrual: float,
+               dropout_rate: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Entry (uniform over [0, accrual]), follow-up to event or dropout, and whether it
+    ends in an event, for R trials of len(arm) patients; ``hazard_ratio`` per patient
+    (n,) or per replicate and patient (R, n)."""
     n = len(arm)
     entry = rng.random((R, n)) * accrual  # entry independent of arm: randomised order
-    t_event = cumulative_hazard_inverse(rng.standard_exponential((R, n)) / np.broadcast_to(hazard_ratio, (R, n)), model)
+    t_event = cumulative_hazard_inverse(rng.standard_exponential((R, n)) / np.broadcast_to(hazard_ratio, (R, n)),
+                                        model)
     t_drop = rng.exponential(1.0 / dropout_rate, (R, n)) if dropout_rate > 0 else np.full((R, n), np.inf)
     follow = np.minimum(t_event, t_drop)
-    is_event = t_event <= t_drop
+    return {"entry": entry, "follow": follow, "is_event": t_event <= t_drop}
+
+
+def observe(raw: dict[str, np.ndarray], cutoff: dict) -> dict[str, np.ndarray]:
+    """What an analysis sees at the cut-off: {"events": d} (calendar time of the d-th
+    event) or {"calendar": t}. Patients not yet entered get time 0 and no event (never at
+    risk). Returns time, event (R, n), the calendar cut-off and the number enrolled (R,)."""
+    entry, follow, is_event = raw["entry"], raw["follow"], raw["is_event"]
     if "events" in cutoff:
         d = int(cutoff["events"])
         calendar_event = np.where(is_event, entry + follow, np.inf)
         cut = np.partition(calendar_event, d - 1, axis=1)[:, d - 1]
         if not np.isfinite(cut).all():
-            raise ValueError(f"fewer than {d} events can ever occur with {n} patients; lower cutoff.events")
+            raise ValueError(f"fewer than {d} events can ever occur with {entry.shape[1]} patients; lower the events")
     else:
-        cut = np.full(R, float(cutoff["calendar"]))
+        cut = np.full(entry.shape[0], float(cutoff["calendar"]))
     available = np.clip(cut[:, None] - entry, 0.0, None)
     time = np.minimum(follow, available)
     # compare calendar times, as the cut-off was found: cut - entry can round below follow
     event = (is_event & (entry + follow <= cut[:, None]) & (available > 0)).astype(np.int8)
     return {"time": time, "event": event, "cutoff_time": cut, "enrolled": (entry < cut[:, None]).sum(axis=1)}
+
+
+def simulate_times(R: int, arm: np.ndarray, hazard_ratio: np.ndarray, model: dict, accrual: float,
+                   dropout_rate: float, cutoff: dict, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """`draw_times` then `observe` at one cut-off."""
+    return observe(draw_times(R, arm, hazard_ratio, model, accrual, dropout_rate, rng), cutoff)
 
 
 def _risk_sets(time: np.ndarray, event: np.ndarray, arm: np.ndarray):

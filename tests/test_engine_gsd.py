@@ -1,0 +1,96 @@
+"""Group-sequential designs through the whole engine (design YAML -> chunks -> OCs)
+against rpact 3.3.4 (`tests/reference/rpact_gsd.json`, a copy of `../shared/reference/`): within 3 combined Monte Carlo
+standard errors, sqrt(se_ours^2 + se_rpact^2), each se = sqrt(p(1-p)/10000) for
+proportions and the simulated sd / 100 for expectations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trials.design import TrialDesign
+from trials.engine import run
+from trials.oc import operating_characteristics
+
+REF = json.loads((Path(__file__).resolve().parent / "reference" / "rpact_gsd.json").read_text())
+R = 10_000
+RATES = [1 / 3, 2 / 3, 1.0]  # rpact's informationRates (the stages are rounded to whole patients/events)
+
+
+def _close_rate(ours: float, theirs: float) -> bool:
+    se = np.sqrt(ours * (1 - ours) / R + theirs * (1 - theirs) / R)
+    return abs(ours - theirs) <= 3 * se
+
+
+def _close_mean(ours: float, mcse: float, theirs: float) -> bool:
+    return abs(ours - theirs) <= 3 * np.sqrt(2) * mcse  # rpact's own MCSE is about ours
+
+
+BASE = {"seed": 12345, "replicates": R, "chunk_size": 2500,
+        "arms": [{"name": "control", "allocation": 1}, {"name": "treatment", "allocation": 1}],
+        "decision": {"alpha": 0.025, "sided": "one"}}
+
+
+@pytest.fixture(scope="module")
+def means():
+    d = TrialDesign.from_dict({**BASE, "endpoint": {"family": "normal", "sd": 1.0},
+                               "sample_size": {"stages": [119, 237, 356], "spending": "obrien_fleming",
+                                               "information_rates": RATES},
+                               "scenarios": [{"name": f"alt{a}", "effect": a}
+                                             for a in REF["means"]["five_scenarios"]["alternative"]],
+                               "analyses": [{"name": "t", "method": "difference_in_means"}]})
+    return operating_characteristics(run(d, executor="serial")).sel(analysis="t")
+
+
+@pytest.fixture(scope="module")
+def survival():
+    d = TrialDesign.from_dict({**BASE, "endpoint": {"family": "time_to_event", "control_median": 12, "accrual": 24},
+                               "sample_size": {"total": 376, "stages": [83, 167, 250], "information_rates": RATES},
+                               "scenarios": [{"name": "hr07", "effect": 0.7}, {"name": "hr1", "effect": 1.0}],
+                               "analyses": [{"name": "logrank", "method": "logrank"}]})
+    return operating_characteristics(run(d, executor="serial")).sel(analysis="logrank")
+
+
+def test_boundaries_are_rpacts():
+    d = TrialDesign.from_dict({**BASE, "endpoint": {"family": "normal"}, "sample_size": {"stages": [119, 237, 356],
+                                                                              "information_rates": RATES},
+                               "scenarios": [{"name": "x"}], "analyses": [{"name": "t", "method": "difference_in_means"}]})
+    np.testing.assert_allclose(d.boundaries().critical_values, [3.7103, 2.5114, 1.9930], atol=1e-3)
+
+
+def test_means_design_matches_rpact(means):
+    ref = REF["means"]
+    cell = means.sel(scenario="alt0.3")
+    assert _close_rate(float(cell.rejection_rate), ref["power"])
+    for k, p in enumerate(ref["rejectPerStage"]):
+        assert _close_rate(float(cell.rejection_by_stage.isel(stage=k)), p), k
+    assert _close_rate(float(cell.early_stop), ref["earlyStop"])
+    assert _close_mean(float(cell.expected_n), float(cell.expected_n_mcse), ref["expectedN"])
+    sweep = ref["five_scenarios"]
+    for a, rej, en in zip(sweep["alternative"], sweep["reject"], sweep["expectedN"], strict=True):
+        c = means.sel(scenario=f"alt{a}")
+        assert _close_rate(float(c.rejection_rate), rej), a
+        assert _close_mean(float(c.expected_n), float(c.expected_n_mcse), en), a
+
+
+def test_survival_design_matches_rpact(survival):
+    ref = REF["survival"]
+    cell = survival.sel(scenario="hr07")
+    assert _close_rate(float(cell.rejection_rate), ref["power"])
+    for k, p in enumerate(ref["rejectPerStage"]):
+        assert _close_rate(float(cell.rejection_by_stage.isel(stage=k)), p), k
+    assert _close_rate(float(cell.early_stop), ref["earlyStop"])
+    assert _close_mean(float(cell.expected_n), float(cell.expected_n_mcse), ref["expectedN"])
+    assert _close_mean(float(cell.expected_events), float(cell.expected_events_mcse), ref["expectedEvents"])
+    assert _close_rate(float(survival.sel(scenario="hr1").rejection_rate), ref["type_I_error_at_HR_1"])
+
+
+def test_stages_must_increase():
+    from virtual_patients.spec import SpecError
+
+    with pytest.raises(SpecError, match="stages must increase"):
+        TrialDesign.from_dict({**BASE, "endpoint": {"family": "normal"}, "sample_size": {"stages": [100, 80, 200]},
+                               "scenarios": [{"name": "x"}], "analyses": [{"name": "t", "method": "difference_in_means"}]})
