@@ -34,11 +34,22 @@ def _finish(est, se, df, alpha, sided, direction, level) -> dict[str, np.ndarray
             "p_value": p, "decision": (p < alpha).astype(np.int8)}
 
 
-def difference_in_means(y: np.ndarray, arm: np.ndarray, **d) -> dict[str, np.ndarray]:
+def arm_summaries(y: np.ndarray, arm: np.ndarray) -> dict[str, np.ndarray]:
+    """Per replicate and arm: patients, mean, and sum of squared deviations."""
     t, c = y[:, arm == 1], y[:, arm == 0]
-    n_t, n_c = t.shape[1], c.shape[1]
-    est = t.mean(axis=1) - c.mean(axis=1)
-    pooled = ((n_t - 1) * t.var(axis=1, ddof=1) + (n_c - 1) * c.var(axis=1, ddof=1)) / (n_t + n_c - 2)
+    return {"n_t": t.shape[1], "mean_t": t.mean(axis=1), "ss_t": t.var(axis=1) * t.shape[1],
+            "n_c": c.shape[1], "mean_c": c.mean(axis=1), "ss_c": c.var(axis=1) * c.shape[1]}
+
+
+def difference_in_means(y: np.ndarray, arm: np.ndarray, **d) -> dict[str, np.ndarray]:
+    return difference_in_means_summary(arm_summaries(y, arm), **d)
+
+
+def difference_in_means_summary(s: dict, **d) -> dict[str, np.ndarray]:
+    """Pooled-variance t test from per-arm sufficient statistics (see `arm_summaries`)."""
+    n_t, n_c = s["n_t"], s["n_c"]
+    est = s["mean_t"] - s["mean_c"]
+    pooled = (s["ss_t"] + s["ss_c"]) / (n_t + n_c - 2)
     se = np.sqrt(pooled * (1 / n_t + 1 / n_c))
     return _finish(est, se, n_t + n_c - 2, **d)
 
@@ -64,12 +75,16 @@ def procova(y: np.ndarray, arm: np.ndarray, score: np.ndarray, **d) -> dict[str,
 
 
 def two_proportions(y: np.ndarray, arm: np.ndarray, **d) -> dict[str, np.ndarray]:
-    t, c = y[:, arm == 1], y[:, arm == 0]
-    n_t, n_c = t.shape[1], c.shape[1]
-    p_t, p_c = t.mean(axis=1), c.mean(axis=1)
+    return two_proportions_summary(arm_summaries(y, arm), **d)
+
+
+def two_proportions_summary(s: dict, **d) -> dict[str, np.ndarray]:
+    """Risk difference from per-arm response rates (`arm_summaries` means)."""
+    n_t, n_c = s["n_t"], s["n_c"]
+    p_t, p_c = s["mean_t"], s["mean_c"]
     est = p_t - p_c
     se_wald = np.sqrt(p_t * (1 - p_t) / n_t + p_c * (1 - p_c) / n_c)
-    pooled = (t.sum(axis=1) + c.sum(axis=1)) / (n_t + n_c)
+    pooled = (n_t * p_t + n_c * p_c) / (n_t + n_c)
     se_test = np.sqrt(pooled * (1 - pooled) * (1 / n_t + 1 / n_c))
     out = _finish(est, np.where(se_test > 0, se_test, np.inf), None, **d)
     # the test uses the pooled se (score test); the interval the unpooled Wald se

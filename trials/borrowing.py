@@ -916,37 +916,17 @@ def _mixture_info(prior: _Mixture, x, xc=None) -> np.ndarray:
     return np.sum(resp * g, axis=-1) ** 2 - np.sum(resp * (h + g * g), axis=-1)
 
 
-def _expect_over_components(prior: _Mixture, fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> float:
-    r""":math:`\int p(x)\,\phi(x)\,dx = \sum_k w_k \int f_k(x)\phi(x)dx`, each component on its own grid.
+def _elir_normal(prior: NormalMixture) -> float:
+    r""":math:`E_p[i(\mu)]` for a normal mixture, each component on its own grid.
 
-    Beta components on the logit scale, gamma on the log scale, normal on the identity
-    scale (range mode +- sqrt(2 D) sd), each with ``N_NODES_FINE`` sinh-mapped nodes.
-    ``fn(x, xc)`` receives the nodes and, for beta mixtures, :math:`1-x` computed without
-    cancellation (``None`` otherwise).
+    Identity scale, range mode :math:`\pm\sqrt{2D}` sd, ``N_NODES_FINE`` sinh-mapped
+    nodes; the local information of a normal mixture is bounded, so no tail issues.
     """
-    if prior.batch_shape:
-        raise ValueError(f"ESS is defined for a single prior; got batch_shape {prior.batch_shape}")
-    p1, p2 = prior._params()
-    if isinstance(prior, BetaMixture):
-        zm, sc, lo, hi = _beta_logit_range(p1, p2)
-        z, wz = _sinh_grid(zm, sc, lo, hi, N_NODES_FINE)
-        x = special.expit(z)
-        xc = special.expit(-z)
-        logd = p1[:, None] * special.log_expit(z) + p2[:, None] * special.log_expit(-z) - special.betaln(p1, p2)[:, None]
-    elif isinstance(prior, GammaMixture):
-        zm, sc, lo, hi = _gamma_log_range(p1, p2)
-        z, wz = _sinh_grid(zm, sc, lo, hi, N_NODES_FINE)
-        x = np.exp(z)
-        xc = None
-        logd = p1[:, None] * (z + np.log(p2[:, None])) - p2[:, None] * x - special.gammaln(p1[:, None])
-    else:
-        half = np.sqrt(2 * _LOG_DROP) * p2
-        z, wz = _sinh_grid(p1, p2, half, half, N_NODES_FINE)
-        x = z
-        xc = None
-        logd = stats.norm.logpdf(z, p1[:, None], p2[:, None])
-    vals = fn(x, xc)  # (K, G)
-    return float(np.sum(prior.weights * np.sum(np.exp(logd) * wz * vals, axis=-1)))
+    m, s = prior.means, prior.sds
+    half = np.sqrt(2 * _LOG_DROP) * s
+    z, wz = _sinh_grid(m, s, half, half, N_NODES_FINE)
+    dens = stats.norm.pdf(z, m[:, None], s[:, None])
+    return float(np.sum(prior.weights * np.sum(dens * wz * _mixture_info(prior, z), axis=-1)))
 
 
 def _mixture_mode(prior: _Mixture) -> float:
@@ -966,6 +946,74 @@ def _mixture_mode(prior: _Mixture) -> float:
     return best_x
 
 
+def _tail_extension(rate: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Distance at which exp(-rate * distance) < e^-40, capped at 1e4 (rate 0: ``base``)."""
+    with np.errstate(divide="ignore"):
+        ext = np.where(rate > 0, np.minimum(40.0 / rate, 1e4), 0.0)
+    return np.maximum(base, ext)
+
+
+def _softmax_resp(log_w: np.ndarray, log_f: np.ndarray) -> np.ndarray:
+    lw = log_w + log_f
+    return np.exp(lw - special.logsumexp(lw, axis=-1, keepdims=True))
+
+
+def _elir_beta(prior: BetaMixture) -> float:
+    r"""ELIR of a beta mixture, integrated on the logit scale without overflow.
+
+    With responsibilities :math:`r_k(x)`, :math:`c_k = (a_k - 1) - (a_k + b_k - 2)x`
+    and :math:`x = \operatorname{expit} z`, the local information ratio is
+
+    .. math:: x(1-x)\,i(x) = \sum_k r_k\big[(a_k-1)e^{-z} + (b_k-1)e^{z}\big]
+              - \operatorname{Var}_r(c)\,(2 + e^{z} + e^{-z}),
+
+    (from :math:`i = -\sum_k r_k h_k - \operatorname{Var}_r(g)` with :math:`g_k, h_k`
+    the first and second derivatives of :math:`\log f_k`).  The factors
+    :math:`e^{\pm z}` are folded into the exponent of the density, so the integrand is
+    finite for any :math:`z`.  Its tails decay like :math:`e^{(a-1)z}` and
+    :math:`e^{-(b-1)z}`, slower than the density's, so each component's grid is widened
+    to :math:`40/(a-1)` and :math:`40/(b-1)` (RBesT integrates the same function on the
+    quantile scale with ``integrate``).
+    """
+    a, b, w = prior.a, prior.b, prior.weights
+    zm, sc, lo, hi = _beta_logit_range(a, b)
+    z, wz = _sinh_grid(zm, sc, _tail_extension(a - 1, lo), _tail_extension(b - 1, hi), N_NODES_FINE)
+    lx, l1x = special.log_expit(z), special.log_expit(-z)
+    lfk = (a - 1) * lx[..., None] + (b - 1) * l1x[..., None] - special.betaln(a, b)
+    with np.errstate(divide="ignore"):
+        resp = _softmax_resp(np.log(w), lfk)
+    c = (a - 1) - (a + b - 2) * special.expit(z)[..., None]
+    var_c = np.sum(resp * (c - np.sum(resp * c, axis=-1, keepdims=True)) ** 2, axis=-1)
+    ld = a[:, None] * lx + b[:, None] * l1x - special.betaln(a, b)[:, None]  # grid density in z
+    term = (
+        np.sum(resp * (a - 1), axis=-1) * np.exp(ld - z)
+        + np.sum(resp * (b - 1), axis=-1) * np.exp(ld + z)
+        - var_c * (2 * np.exp(ld) + np.exp(ld + z) + np.exp(ld - z))
+    )
+    return float(np.sum(w * np.sum(wz * term, axis=-1)))
+
+
+def _elir_gamma(prior: GammaMixture) -> float:
+    r"""ELIR of a gamma mixture (Poisson), on the log scale without overflow.
+
+    With :math:`c_k = (\alpha_k - 1) - \beta_k\lambda` and :math:`z = \log\lambda`:
+    :math:`\lambda\,i(\lambda) = e^{-z}\big[\sum_k r_k(\alpha_k-1) - \operatorname{Var}_r(c)\big]`;
+    the left tail decays like :math:`e^{(\alpha-1)z}`, so grids reach :math:`40/(\alpha-1)`.
+    """
+    a, b, w = prior.shapes, prior.rates, prior.weights
+    zm, sc, lo, hi = _gamma_log_range(a, b)
+    z, wz = _sinh_grid(zm, sc, _tail_extension(a - 1, lo), hi, N_NODES_FINE)
+    x = np.exp(z)
+    lfk = (a - 1) * z[..., None] - b * x[..., None] + a * np.log(b) - special.gammaln(a)
+    with np.errstate(divide="ignore"):
+        resp = _softmax_resp(np.log(w), lfk)
+    c = (a - 1) - b * x[..., None]
+    var_c = np.sum(resp * (c - np.sum(resp * c, axis=-1, keepdims=True)) ** 2, axis=-1)
+    ld = a[:, None] * (z + np.log(b)[:, None]) - b[:, None] * x - special.gammaln(a)[:, None]
+    term = (np.sum(resp * (a - 1), axis=-1) - var_c) * np.exp(ld - z)
+    return float(np.sum(w * np.sum(wz * term, axis=-1)))
+
+
 def ess(
     prior: Mixture,
     method: Literal["elir", "moment", "morita"] = "elir",
@@ -982,9 +1030,14 @@ def ess(
 
     ``"elir"`` (Neuenschwander et al. 2020, the default)
         :math:`\mathrm{ESS} = E_p[\, i(\theta)/i_F(\theta)\,]`.  Predictively consistent;
-        equals :math:`a+b` for a single Beta(a, b), :math:`\beta` for Gamma(α, β),
-        :math:`\sigma^2/s^2` for N(m, s²).  Beta mixtures need all :math:`a, b \ge 1`
-        (else the integral diverges; RBesT refuses too).
+        equals :math:`a+b` for a single Beta(a, b) with :math:`a, b > 1`,
+        :math:`\beta` for Gamma(α, β) with α > 1, :math:`\sigma^2/s^2` for N(m, s²).
+        Beta mixtures need all :math:`a, b \ge 1` (else the integral diverges; RBesT
+        refuses too).  At :math:`a = 1` the term :math:`(a-1)/\theta^2` of the local
+        information vanishes identically, so ELIR(Beta(1, b)) = 1 for b > 1 and
+        ELIR(Beta(1, 1)) = 0 — the limit :math:`a \downarrow 1` would give b, but RBesT,
+        like this function, integrates the function as it is (and reproduces 26.502 for
+        the robust MAP prior with its Beta(1, 1) component that way).
     ``"moment"``
         Match the mixture's mean and sd to one conjugate density and take its ESS:
         :math:`m(1-m)/v - 1` (beta), :math:`m/v` (gamma: the rate), :math:`\sigma^2/v`
@@ -1040,10 +1093,10 @@ def ess(
                     "ELIR ESS needs every beta component to have a >= 1 and b >= 1 (the defining "
                     f"integral diverges otherwise); got a={p1!r}, b={p2!r}"
                 )
-            return _expect_over_components(prior, lambda x, xc: _mixture_info(prior, x, xc) * x * xc)
+            return _elir_beta(prior)
         if isinstance(prior, GammaMixture):
-            return _expect_over_components(prior, lambda x, xc: _mixture_info(prior, x) * x)
-        return _expect_over_components(prior, lambda x, xc: _mixture_info(prior, x)) * sig**2
+            return _elir_gamma(prior)
+        return _elir_normal(prior) * sig**2
 
     mode = _mixture_mode(prior)
     info_prior = float(_mixture_info(prior, mode))

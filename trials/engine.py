@@ -71,6 +71,13 @@ def simulate_chunk(design_json: str, scenario: int, chunk: int) -> dict:
 
 def _analyse(a, data: dict, common: dict, R: int) -> dict:
     """One analysis method on one look's data."""
+    if "summaries" in data:  # parametric normal/binary: per-arm sufficient statistics
+        kernel = (kernels.difference_in_means_summary if a.method is Method.difference_in_means
+                  else kernels.two_proportions_summary)
+        res = kernel(data["summaries"], **common)
+        n = data["summaries"]["n_t"] + data["summaries"]["n_c"]
+        return {**res, "posterior_prob": np.full(R, np.nan), "prior_ess": np.full(R, np.nan),
+                "n_patients": np.full(R, float(n)), "n_events": np.full(R, np.nan), "stop_stage": np.ones(R)}
     if a.method is Method.difference_in_means:
         res = kernels.difference_in_means(data["y"], data["arm"], **common)
     elif a.method is Method.ancova:
@@ -98,6 +105,8 @@ def _analyse(a, data: dict, common: dict, R: int) -> dict:
 def _at_look(design: TrialDesign, data: dict, k: int) -> dict:
     """The data an analysis sees at look k: the first n_k patients, or for time to event
     the follow-up at the calendar time of the look's event count."""
+    if "look_summaries" in data:
+        return {**data, "summaries": data["look_summaries"][k]}
     if "raw_times" in data:
         look = design.looks[k]
         cutoff = design.endpoint.cutoff.model_dump(exclude_none=True) if look == 0 else {"events": look}
@@ -178,6 +187,8 @@ def _patients(design: TrialDesign, sc, effect: np.ndarray, R: int, rng: np.rando
     """Simulated patients of R trials; ``effect`` (R, 1) on the natural scale."""
     arm = design.arm_vector()
     n = len(arm)
+    if _summaries_suffice(design):
+        return {"look_summaries": _look_summaries(design, sc, effect, R, rng), "arm": arm}
     if design.endpoint is not None:
         ep = design.endpoint
         if ep.family is Family.normal:
@@ -201,6 +212,49 @@ def _patients(design: TrialDesign, sc, effect: np.ndarray, R: int, rng: np.rando
                 data["y_ext"] = (rng.random((R, m)) < ep.control_rate).astype(np.int8)
         return data
     return _generator_patients(design, sc, effect, R, rng, arm)
+
+
+def _summaries_suffice(design: TrialDesign) -> bool:
+    """Parametric normal/binary patients analysed only by difference in means / two
+    proportions: per-arm sufficient statistics replace patient-level data."""
+    ep = design.endpoint
+    return (ep is not None and ep.family in (Family.normal, Family.binary) and design.external_control is None
+            and all(a.method in (Method.difference_in_means, Method.two_proportions) for a in design.analyses))
+
+
+def _look_summaries(design: TrialDesign, sc, effect: np.ndarray, R: int, rng) -> list[dict]:
+    """Cumulative per-arm n, mean and sum of squares at each look, from stage increments:
+    a normal stage of m patients has mean ~ N(mu, sd^2/m) and within-stage sum of squares
+    ~ sd^2 chi2(m - 1), independently; a binary stage has a binomial count."""
+    ep = design.endpoint
+    arm = design.arm_vector()
+    looks = design.looks
+    mu = {0: np.full(R, ep.control_mean + sc.control_shift), 1: ep.control_mean + sc.control_shift + effect[:, 0]}
+    if ep.family is Family.binary:
+        mu = {0: np.full(R, ep.control_rate + sc.control_shift),
+              1: np.clip(ep.control_rate + sc.control_shift + effect[:, 0], 0.0, 1.0)}
+    state = {g: (0, np.zeros(R), np.zeros(R)) for g in (0, 1)}  # n, mean, ss
+    out, start = [], 0
+    for stop in looks:
+        for g in (0, 1):
+            m = int((arm[start:stop] == g).sum())
+            n0, mean0, ss0 = state[g]
+            if m == 0:
+                continue
+            if ep.family is Family.normal:
+                m_mean = mu[g] + ep.sd / np.sqrt(m) * rng.standard_normal(R)
+                m_ss = ep.sd**2 * rng.chisquare(m - 1, R) if m > 1 else np.zeros(R)
+            else:
+                k = rng.binomial(m, mu[g])
+                m_mean, m_ss = k / m, k * (1 - k / m)
+            n1 = n0 + m
+            mean1 = mean0 + (m_mean - mean0) * m / n1
+            ss1 = ss0 + m_ss + (m_mean - mean0) ** 2 * n0 * m / n1  # parallel-axis (Chan et al.)
+            state[g] = (n1, mean1, ss1)
+        start = stop
+        out.append({"n_t": state[1][0], "mean_t": state[1][1], "ss_t": state[1][2],
+                    "n_c": state[0][0], "mean_c": state[0][1], "ss_c": state[0][2]})
+    return out
 
 
 def hazard_model(ep) -> dict:

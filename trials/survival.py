@@ -77,47 +77,69 @@ def simulate_times(R: int, arm: np.ndarray, hazard_ratio: np.ndarray, model: dic
     return observe(draw_times(R, arm, hazard_ratio, model, accrual, dropout_rate, rng), cutoff)
 
 
-def _risk_sets(time: np.ndarray, event: np.ndarray, arm: np.ndarray):
-    """Per replicate, in time order: event flags, treated flags, and at-risk counts."""
-    order = np.argsort(time, axis=1, kind="stable")
-    ev = np.take_along_axis(event, order, axis=1).astype(float)
-    trt = arm[order].astype(float)
-    at_risk_seen = time > 0  # not yet enrolled: never at risk
-    alive = np.take_along_axis(at_risk_seen, order, axis=1).astype(float)
-    n1 = np.cumsum((trt * alive)[:, ::-1], axis=1)[:, ::-1]
-    n_all = np.cumsum(alive[:, ::-1], axis=1)[:, ::-1]
-    return ev, trt, n1, n_all - n1
+def _event_risk_sets(time: np.ndarray, event: np.ndarray, arm: np.ndarray):
+    """At every event, per replicate: whether the patient was treated, and the treated
+    share of the risk set; packed as (R, max events) arrays with a 0/1 mask.
+
+    One in-place sort: the (arm, event) flags ride in the two lowest bits of the int64
+    view of the non-negative times (whose order is the floats' order; times within 3 ulp
+    could swap, which continuous data never produce), so no argsort and no gathers.
+    Patients not yet enrolled have time 0 and sort first, so an event at position j has
+    exactly the n - j patients at positions >= j at risk.
+    """
+    R, n = time.shape
+    flags = (np.broadcast_to(arm, (R, n)).astype(np.int64) << 1) | event.astype(np.int64)
+    key = (np.ascontiguousarray(time, dtype=np.float64).view(np.int64) & ~np.int64(3)) | flags
+    key.sort(axis=1)
+    trt = ((key >> 1) & 1).astype(np.int32)
+    treated_at_risk = np.cumsum(trt[:, ::-1], axis=1)[:, ::-1]
+    rows, cols = np.nonzero(key & 1)
+    counts = np.bincount(rows, minlength=R)
+    width = max(int(counts.max(initial=0)), 1)
+    slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    share = np.zeros((R, width))
+    treated = np.zeros((R, width))
+    mask = np.zeros((R, width))
+    share[rows, slot] = treated_at_risk[rows, cols] / (n - cols)
+    treated[rows, slot] = trt[rows, cols]
+    mask[rows, slot] = 1.0
+    return treated, share, mask
 
 
 def logrank(time: np.ndarray, event: np.ndarray, arm: np.ndarray, **d) -> dict[str, np.ndarray]:
-    ev, trt, n1, n0 = _risk_sets(time, event, arm)
-    n = np.where(n1 + n0 > 0, n1 + n0, 1.0)
-    U = (ev * (trt - n1 / n)).sum(axis=1)
-    V = (ev * n1 * n0 / n**2).sum(axis=1)
+    treated, f, mask = _event_risk_sets(time, event, arm)
+    U = (treated - f * mask).sum(axis=1)
+    V = (f * (1 - f) * mask).sum(axis=1)
     V = np.where(V > 0, V, np.nan)
     return _finish(U / V, 1 / np.sqrt(V), None, **d)
 
 
 def cox_score(time: np.ndarray, event: np.ndarray, arm: np.ndarray, iterations: int = 25,
               **d) -> dict[str, np.ndarray]:
-    """Cox PH log hazard ratio (Newton from 0) with Wald interval; p-value of the score test."""
-    ev, trt, n1, n0 = _risk_sets(time, event, arm)
+    """Cox PH log hazard ratio (Newton from 0) with Wald interval; p-value of the score test.
+
+    With f the treated share of a risk set, the treated share weighted by the hazard
+    ratio r = e^beta is p = r f / (1 - f + r f); score = sum(d_1 - p), information =
+    sum p (1 - p), over the events.
+    """
+    treated, f, mask = _event_risk_sets(time, event, arm)
     beta = np.zeros(time.shape[0])
     for _ in range(iterations):
         r = np.exp(beta)[:, None]
-        denom = np.where(n0 + r * n1 > 0, n0 + r * n1, 1.0)
-        p1 = r * n1 / denom
-        score = (ev * (trt - p1)).sum(axis=1)
-        info = (ev * p1 * (1 - p1)).sum(axis=1)
+        p = r * f / (1 - f + r * f)
+        score = (treated - p * mask).sum(axis=1)
+        info = (p * (1 - p) * mask).sum(axis=1)
         step = np.where(info > 0, score / np.where(info > 0, info, 1.0), 0.0)
         beta = np.clip(beta + step, -20, 20)  # bounded: an arm without events has no finite MLE
         if np.all(np.abs(step) < 1e-10):
             break
     r = np.exp(beta)[:, None]
-    p1 = r * n1 / np.where(n0 + r * n1 > 0, n0 + r * n1, 1.0)
-    info = (ev * p1 * (1 - p1)).sum(axis=1)
+    p = r * f / (1 - f + r * f)
+    info = (p * (1 - p) * mask).sum(axis=1)
     out = _finish(beta, 1 / np.sqrt(np.where(info > 0, info, np.nan)), None, **d)
-    score_test = logrank(time, event, arm, **d)  # the score test at beta = 0
+    U = (treated - f * mask).sum(axis=1)  # the score test at beta = 0 is the log-rank test
+    V = (f * (1 - f) * mask).sum(axis=1)
+    score_test = _finish(U / np.where(V > 0, V, np.nan), 1 / np.sqrt(np.where(V > 0, V, np.nan)), None, **d)
     out["p_value"], out["decision"] = score_test["p_value"], score_test["decision"]
     return out
 
