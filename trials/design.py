@@ -183,6 +183,37 @@ class ExternalControl(_Frozen):
                         description="parametric (endpoint) or generator (the design's patients generator).")
 
 
+class PriorSpec(_Frozen):
+    """A conjugate mixture prior, components as RBesT writes them."""
+
+    family: str = Field(..., pattern="^(beta_mixture|normal_mixture|gamma_mixture)$",
+                        description="beta_mixture (rates: [w, a, b]), normal_mixture (means: [w, mean, sd]), "
+                        "gamma_mixture (event rates: [w, shape, rate]).")
+    components: list[list[float]] = Field(..., min_length=1, description="One [weight, p1, p2] row per component.")
+
+    @model_validator(mode="after")
+    def _check(self) -> PriorSpec:
+        if any(len(c) != 3 for c in self.components):
+            raise ValueError("each prior component is [weight, parameter 1, parameter 2]")
+        w = [c[0] for c in self.components]
+        if any(x < 0 for x in w):
+            raise ValueError(f"prior weights must be >= 0, got {w}")
+        if abs(sum(w) - 1) > 1e-6:
+            raise ValueError(f"prior weights must sum to 1, got {sum(w):.6g}")
+        if any(c[2] <= 0 or (self.family != "normal_mixture" and c[1] <= 0) for c in self.components):
+            raise ValueError("prior parameters must be > 0 (sd, or both beta/gamma parameters)")
+        return self
+
+
+class Historical(_Frozen):
+    """Historical control data summarised for a power or commensurate prior."""
+
+    n: float = Field(..., gt=0, description="Historical patients (count: total exposure).")
+    responders: float | None = Field(None, ge=0, description="binary: historical responders.")
+    mean: float | None = Field(None, description="normal: historical mean.")
+    events: float | None = Field(None, ge=0, description="count: historical events.")
+
+
 class Method(str, Enum):
     difference_in_means = "difference_in_means"
     ancova = "ancova"
@@ -193,6 +224,10 @@ class Method(str, Enum):
     cox_score = "cox_score"
     hybrid_power_prior = "hybrid_power_prior"
     external_comparison = "external_comparison"
+    bayesian = "bayesian"
+    robust_map = "robust_map"
+    power_prior = "power_prior"
+    commensurate = "commensurate"
 
 
 METHOD_FAMILIES = {
@@ -205,7 +240,13 @@ METHOD_FAMILIES = {
     Method.cox_score: {"time_to_event"},
     Method.hybrid_power_prior: {"normal", "binary"},
     Method.external_comparison: {"normal"},
+    Method.bayesian: {"normal", "binary", "count"},
+    Method.robust_map: {"normal", "binary", "count"},
+    Method.power_prior: {"normal", "binary"},
+    Method.commensurate: {"normal", "binary"},
 }
+BAYESIAN_METHODS = {Method.bayesian, Method.robust_map, Method.power_prior, Method.commensurate}
+PRIOR_FAMILY = {"binary": "beta_mixture", "normal": "normal_mixture", "count": "gamma_mixture"}
 EXTERNAL_METHODS = {Method.hybrid_power_prior, Method.external_comparison}
 SEQUENTIAL_METHODS = {Method.difference_in_means, Method.ancova, Method.procova, Method.two_proportions,
                       Method.poisson_rate_ratio, Method.logrank, Method.cox_score}
@@ -219,6 +260,15 @@ class Analysis(_Frozen):
                              "external controls (0 = ignore them, 1 = pool).")
     weighting: str = Field("propensity", pattern="^(propensity|none)$", description="external methods: ATT "
                            "propensity-score weights of external patients (generator patients) or none.")
+    prior: PriorSpec | None = Field(None, description="bayesian / robust_map: the control arm's prior (e.g. a MAP "
+                                    "prior from historical studies).")
+    robust_weight: float | None = Field(None, ge=0, lt=1, description="robust_map: weight of the vague "
+                                        "component added to the prior (RBesT robustify).")
+    treatment_prior: PriorSpec | None = Field(None, description="Bayesian methods: the treatment arm's prior "
+                                              "(default: Beta(1, 1), N(0, 100 sd), Gamma(0.001, 0.001)).")
+    historical: Historical | None = Field(None, description="power_prior / commensurate: historical controls.")
+    kappa: float | None = Field(None, gt=0, description="commensurate: commensurability (precision of the "
+                                "current-vs-historical difference).")
 
 
 class Decision(_Frozen):
@@ -228,6 +278,18 @@ class Decision(_Frozen):
                                   "'greater' (effect > 0, rate/hazard ratio > 1) or 'less'; default by endpoint "
                                   "(see module docs).")
     interval: float = Field(0.95, gt=0, lt=1, description="Confidence/credible interval level reported.")
+    threshold: float | None = Field(None, gt=0, lt=1, description="Bayesian analyses: success when "
+                                    "Pr(benefit | data) > threshold (default 1 - alpha).")
+    calibrate_to_alpha: float | None = Field(None, gt=0, lt=0.5, description="Bayesian analyses: calibrate the "
+                                             "threshold by simulation to this one-sided type I error.")
+    calibrate_on: str | None = Field(None, description="Scenario whose replicates calibrate the threshold "
+                                     "(default: the first with no effect and no drift).")
+
+    @model_validator(mode="after")
+    def _check(self) -> Decision:
+        if self.threshold is not None and self.calibrate_to_alpha is not None:
+            raise ValueError("give threshold or calibrate_to_alpha, not both")
+        return self
 
 
 class TrialDesign(_Frozen):
@@ -253,10 +315,18 @@ class TrialDesign(_Frozen):
             if len(set(names)) != len(names):
                 raise ValueError(f"{key}: names must be unique, got {names}")
         for a in self.analyses:
+            self._check_bayesian(a)
             if a.method in EXTERNAL_METHODS and self.external_control is None:
                 raise ValueError(f"analysis '{a.name}': {a.method.value} needs an external_control")
             if a.method is Method.hybrid_power_prior and a.a0 is None:
                 raise ValueError(f"analysis '{a.name}': hybrid_power_prior needs a0 in [0, 1]")
+        if self.decision.calibrate_to_alpha is not None:
+            if not any(a.method in BAYESIAN_METHODS or a.method is Method.hybrid_power_prior for a in self.analyses):
+                raise ValueError("decision.calibrate_to_alpha applies to Bayesian analyses; the design has none")
+            name = self.calibration_scenario
+            if name is None or name not in [s.name for s in self.scenarios]:
+                raise ValueError("decision.calibrate_to_alpha needs a null scenario (no effect, no drift) or "
+                                 "decision.calibrate_on naming one")
         ss = self.sample_size
         if ss.stages is not None:
             bad = [a.name for a in self.analyses if a.method not in SEQUENTIAL_METHODS]
@@ -303,6 +373,42 @@ class TrialDesign(_Frozen):
                         raise ValueError(f"scenario '{s.name}': count effects are rate ratios (> 0) and the "
                                          "shifted control rate must stay > 0")
         return self
+
+    def _check_bayesian(self, a: Analysis) -> None:
+        fam = self.endpoint.family.value if self.endpoint is not None else "normal"
+        if a.method in (Method.bayesian, Method.robust_map):
+            if a.prior is None:
+                raise ValueError(f"analysis '{a.name}': {a.method.value} needs a prior")
+            if a.method is Method.robust_map and a.robust_weight is None:
+                raise ValueError(f"analysis '{a.name}': robust_map needs robust_weight")
+        for label, pr in (("prior", a.prior), ("treatment_prior", a.treatment_prior)):
+            if pr is not None and fam in PRIOR_FAMILY and pr.family != PRIOR_FAMILY[fam]:
+                raise ValueError(f"analysis '{a.name}': a {fam} endpoint takes a {PRIOR_FAMILY[fam]} {label}, "
+                                 f"not {pr.family}")
+        if a.method in (Method.power_prior, Method.commensurate):
+            h = a.historical
+            need = {"binary": "responders", "normal": "mean"}.get(fam)
+            if h is None or (need and getattr(h, need) is None):
+                raise ValueError(f"analysis '{a.name}': {a.method.value} needs historical: {{n, {need}}}")
+            if a.method is Method.power_prior and a.a0 is None:
+                raise ValueError(f"analysis '{a.name}': power_prior needs a0")
+            if a.method is Method.commensurate and a.kappa is None:
+                raise ValueError(f"analysis '{a.name}': commensurate needs kappa")
+        if a.method in BAYESIAN_METHODS and self.patients is not None:
+            raise ValueError(f"analysis '{a.name}': conjugate borrowing runs on parametric endpoints")
+
+    @property
+    def calibration_scenario(self) -> str | None:
+        """Scenario calibrating Bayesian thresholds (None when not calibrating)."""
+        if self.decision.calibrate_to_alpha is None:
+            return None
+        if self.decision.calibrate_on is not None:
+            return self.decision.calibrate_on
+        null = 1.0 if self.endpoint is not None and self.endpoint.family.value in ("count", "time_to_event") else 0.0
+        for s in self.scenarios:
+            if s.effect == null and s.control_shift == 0 and s.effect_prior is None:
+                return s.name
+        return None
 
     # ------------------------------------------------------------------ I/O
     def to_yaml(self) -> str:

@@ -19,8 +19,8 @@ import numpy as np
 import xarray as xr
 
 from . import analyses as kernels
-from . import survival
-from .design import Family, Method, TrialDesign
+from . import bayesian, survival
+from .design import BAYESIAN_METHODS, Family, Method, TrialDesign
 
 FIELDS = ("estimate", "std_error", "lower", "upper", "p_value", "decision", "posterior_prob", "prior_ess",
           "n_patients", "n_events", "stop_stage")
@@ -60,6 +60,7 @@ def simulate_chunk(design_json: str, scenario: int, chunk: int) -> dict:
     dec = design.decision
     common = {"alpha": dec.alpha, "sided": dec.sided, "direction": design.direction, "level": dec.interval}
     gsd = design.boundaries()
+    data["threshold"] = dec.threshold if dec.threshold is not None else 1 - dec.alpha
     views = [_at_look(design, data, k) for k in range(len(design.looks))]
     out = {}
     for a in design.analyses:
@@ -71,6 +72,13 @@ def simulate_chunk(design_json: str, scenario: int, chunk: int) -> dict:
 
 def _analyse(a, data: dict, common: dict, R: int) -> dict:
     """One analysis method on one look's data."""
+    if a.method in BAYESIAN_METHODS:
+        summ = data["summaries"] if "summaries" in data else kernels.arm_summaries(data["y"], data["arm"])
+        res = bayesian.analyse(a, summ, data["family"], data.get("sigma"), alpha=common["alpha"],
+                               direction=common["direction"], level=common["level"],
+                               threshold=data["threshold"], exposure=data.get("exposure", 1.0))
+        n = summ["n_t"] + summ["n_c"]
+        return {**res, "n_patients": np.full(R, float(n)), "n_events": np.full(R, np.nan), "stop_stage": np.ones(R)}
     if "summaries" in data:  # parametric normal/binary: per-arm sufficient statistics
         kernel = (kernels.difference_in_means_summary if a.method is Method.difference_in_means
                   else kernels.two_proportions_summary)
@@ -188,7 +196,9 @@ def _patients(design: TrialDesign, sc, effect: np.ndarray, R: int, rng: np.rando
     arm = design.arm_vector()
     n = len(arm)
     if _summaries_suffice(design):
-        return {"look_summaries": _look_summaries(design, sc, effect, R, rng), "arm": arm}
+        ep = design.endpoint
+        return {"look_summaries": _look_summaries(design, sc, effect, R, rng), "arm": arm,
+                "family": ep.family.value, "sigma": ep.sd}
     if design.endpoint is not None:
         ep = design.endpoint
         if ep.family is Family.normal:
@@ -219,7 +229,8 @@ def _summaries_suffice(design: TrialDesign) -> bool:
     proportions: per-arm sufficient statistics replace patient-level data."""
     ep = design.endpoint
     return (ep is not None and ep.family in (Family.normal, Family.binary) and design.external_control is None
-            and all(a.method in (Method.difference_in_means, Method.two_proportions) for a in design.analyses))
+            and all(a.method in (Method.difference_in_means, Method.two_proportions) or a.method in BAYESIAN_METHODS
+                    for a in design.analyses))
 
 
 def _look_summaries(design: TrialDesign, sc, effect: np.ndarray, R: int, rng) -> list[dict]:
@@ -359,7 +370,30 @@ def run(design: TrialDesign, *, workers: int | None = None, scheduler: str | Non
             client.close()
             if cluster is not None:
                 cluster.close()
-    return assemble(design, done)
+    return calibrate(design, assemble(design, done))
+
+
+def calibrate(design: TrialDesign, ds: xr.Dataset) -> xr.Dataset:
+    """Bayesian thresholds calibrated to a one-sided type I error on the null scenario's
+    replicates (`borrowing.calibrate_threshold`); decisions of every scenario redone."""
+    scenario = design.calibration_scenario
+    if scenario is None:
+        return ds
+    from .borrowing import calibrate_threshold
+
+    thresholds = np.full(ds.sizes["analysis"], np.nan)
+    mcse = np.full(ds.sizes["analysis"], np.nan)
+    for i, a in enumerate(design.analyses):
+        if a.method not in BAYESIAN_METHODS and a.method is not Method.hybrid_power_prior:
+            continue
+        probs = ds.posterior_prob.isel(analysis=i)
+        cal = calibrate_threshold(probs.sel(scenario=scenario).values, design.decision.calibrate_to_alpha)
+        thresholds[i], mcse[i] = cal.threshold, cal.mcse
+        ds["decision"][:, i, :] = (probs > cal.threshold).astype(np.int8).values
+    ds["threshold"] = ("analysis", thresholds)
+    ds["threshold_mcse"] = ("analysis", mcse)
+    ds.attrs["calibrated_on"] = scenario
+    return ds
 
 
 def assemble(design: TrialDesign, chunks: dict) -> xr.Dataset:

@@ -55,6 +55,10 @@ def operating_characteristics(results: xr.Dataset) -> xr.Dataset:
         early = (stage < K).astype(float).mean(dim)
         out["early_stop"] = early
         out["early_stop_mcse"] = np.sqrt(early * (1 - early) / R)
+    if "threshold" in results:
+        out["threshold"] = results["threshold"]
+        out["threshold_mcse"] = results["threshold_mcse"]
+    out["prior_ess"] = results["prior_ess"].mean(dim)
     out["n_replicates"] = xr.full_like(out["rejection_rate"], R, dtype=np.int64)
     out["true_effect"] = truth.mean(dim)  # the fixed effect, or the design prior's mean (assurance)
     out.attrs.update({k: v for k, v in results.attrs.items()})

@@ -1,0 +1,134 @@
+"""Conjugate Bayesian borrowing through the engine: the Monte Carlo path agrees with the
+exact (RBesT oc2S-style) operating characteristics within 3 Monte Carlo standard errors,
+on the RBesT ankylosing-spondylitis design (MAP prior from 8 placebo studies, 24
+treated vs 6 controls, success Pr(theta_t - theta_c > 0) > 0.95)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trials import borrowing as bw
+from trials.design import TrialDesign
+from trials.engine import run
+from trials.oc import operating_characteristics
+from virtual_patients.spec import SpecError
+
+REF = json.loads((Path(__file__).resolve().parent / "reference" / "rbest_AS.json").read_text())
+MAP = REF["map_prior_mixture"]["components_w_a_b"]
+R = 20_000
+TREAT = {"family": "beta_mixture", "components": [[1.0, 0.5, 1.0]]}
+
+
+def as_design(**change) -> TrialDesign:
+    base = {"seed": 3, "replicates": R, "chunk_size": 5000,
+            "arms": [{"name": "control", "allocation": 6}, {"name": "treatment", "allocation": 24}],
+            "endpoint": {"family": "binary", "control_rate": 0.2555}, "sample_size": {"total": 30},
+            "scenarios": [{"name": "null", "effect": 0.0}, {"name": "plus", "effect": 0.3}],
+            "analyses": [{"name": "map", "method": "bayesian", "prior": {"family": "beta_mixture", "components": MAP},
+                          "treatment_prior": TREAT},
+                         {"name": "robust", "method": "robust_map", "robust_weight": 0.2,
+                          "prior": {"family": "beta_mixture", "components": MAP}, "treatment_prior": TREAT}],
+            "decision": {"threshold": 0.95}}
+    return TrialDesign.from_dict({**base, **change})
+
+
+@pytest.fixture(scope="module")
+def oc():
+    return operating_characteristics(run(as_design(), executor="serial"))
+
+
+def _exact(robust: bool):
+    prior_c = bw.BetaMixture.from_components(np.asarray(MAP))
+    if robust:
+        prior_c = prior_c.robustify(0.2)
+    return bw.oc2s_binary(bw.BetaMixture(1.0, 0.5, 1.0), prior_c, 24, 6, 0.95)
+
+
+@pytest.mark.parametrize(("analysis", "robust"), [("map", False), ("robust", True)])
+def test_monte_carlo_agrees_with_exact(oc, analysis, robust):
+    exact = _exact(robust)
+    for scenario, theta_t in (("null", 0.2555), ("plus", 0.5555)):
+        p = float(exact(theta_t, 0.2555))
+        sim = float(oc.rejection_rate.sel(scenario=scenario, analysis=analysis))
+        assert abs(sim - p) <= 3 * np.sqrt(p * (1 - p) / R), (analysis, scenario, sim, p)
+
+
+def test_exact_type_one_error_is_rbests(oc):
+    # the exact path reproduces RBesT's published values (rounded to 4 decimals there)
+    ref = REF["type_I_error"]["at_theta_0_2555"]
+    assert float(_exact(False)(0.2555, 0.2555)) == pytest.approx(ref["map"], abs=1e-4)
+    assert float(_exact(True)(0.2555, 0.2555)) == pytest.approx(ref["robust_map"], abs=1e-4)
+
+
+def test_prior_ess_reported(oc):
+    ess = REF["effective_sample_size"]["elir"], REF["robust_prior"]["ess_elir"]
+    assert float(oc.prior_ess.sel(scenario="null", analysis="map")) == pytest.approx(ess[0], abs=1e-3)
+    assert float(oc.prior_ess.sel(scenario="null", analysis="robust")) == pytest.approx(ess[1], abs=1e-3)
+
+
+def test_calibrated_threshold_matches_its_target():
+    """Calibrating to 2.5% on the null scenario: the threshold's own MCSE bounds its
+    error, and the null rejection rate it gives is at most 2.5%."""
+    d = as_design(decision={"calibrate_to_alpha": 0.025})
+    res = run(d, executor="serial")
+    oc = operating_characteristics(res)
+    for a in ("map", "robust"):
+        assert float(oc.rejection_rate.sel(scenario="null", analysis=a)) <= 0.025
+        assert float(res.threshold.sel(analysis=a)) > 0.5 and float(res.threshold_mcse.sel(analysis=a)) < 0.05
+    assert res.attrs["calibrated_on"] == "null"
+
+
+def test_power_prior_normal_matches_closed_form():
+    """A normal power prior (a0 = 0.5 of 100 historical patients) is a known-sd conjugate
+    analysis: Pr(delta > 0) > 0.975 has a closed-form rejection rate."""
+    from scipy import stats
+
+    d = TrialDesign.from_dict({
+        "seed": 4, "replicates": R, "chunk_size": 5000,
+        "arms": [{"name": "control", "allocation": 1}, {"name": "treatment", "allocation": 1}],
+        "endpoint": {"family": "normal", "sd": 1.0}, "sample_size": {"total": 100},
+        "scenarios": [{"name": "null", "effect": 0.0}, {"name": "drift", "effect": 0.0, "control_shift": 0.3}],
+        "analyses": [{"name": "pp", "method": "power_prior", "a0": 0.5, "historical": {"n": 100, "mean": 0.0}}]})
+    oc = operating_characteristics(run(d, executor="serial")).sel(analysis="pp")
+    E, n = 50.0, 50.0
+    # treatment: vague N(0, 100^2) prior ~ flat; control: precision (E + n); drift d moves the
+    # control posterior mean by d n / (n + E) and the treatment mean by d
+    v_post = 1 / n + 1 / (n + E)
+    v_true = 1 / n + n / (n + E) ** 2
+    z = stats.norm.ppf(0.975)
+    for sc, shift in (("null", 0.0), ("drift", 0.3 * E / (n + E))):
+        p = float(stats.norm.sf((z * np.sqrt(v_post) - shift) / np.sqrt(v_true)))
+        sim = float(oc.rejection_rate.sel(scenario=sc))
+        assert abs(sim - p) <= 3 * np.sqrt(p * (1 - p) / R) + 2e-4, (sc, sim, p)  # 2e-4: the vague prior
+    assert float(oc.prior_ess.sel(scenario="null")) == pytest.approx(50.0)
+
+
+def test_gamma_prior_for_counts_runs_and_borrows():
+    d = TrialDesign.from_dict({
+        "seed": 5, "replicates": 4000, "chunk_size": 2000,
+        "arms": [{"name": "control", "allocation": 1}, {"name": "treatment", "allocation": 1}],
+        "endpoint": {"family": "count", "control_rate": 1.0}, "sample_size": {"total": 60},
+        "scenarios": [{"name": "null", "effect": 1.0}],
+        "analyses": [{"name": "g", "method": "bayesian",
+                      "prior": {"family": "gamma_mixture", "components": [[1.0, 30.0, 30.0]]}}]})
+    res = run(d, executor="serial")
+    assert float(res.prior_ess.isel(analysis=0).mean()) == pytest.approx(30.0, rel=0.05)  # Gamma(a, b): ESS ~ b
+    assert np.isfinite(res.posterior_prob.values).all()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"analyses": [{"name": "m", "method": "bayesian",
+                    "prior": {"family": "beta_mixture", "components": [[-0.2, 1, 1], [1.2, 2, 2]]}}]}, ">= 0"),
+    ({"analyses": [{"name": "m", "method": "bayesian",
+                    "prior": {"family": "normal_mixture", "components": [[1, 0, 1]]}}]}, "takes a beta_mixture"),
+    ({"analyses": [{"name": "m", "method": "robust_map",
+                    "prior": {"family": "beta_mixture", "components": [[1, 2, 3]]}}]}, "robust_weight"),
+    ({"decision": {"calibrate_to_alpha": 0.025}, "scenarios": [{"name": "x", "effect": 0.2}]}, "null scenario"),
+])
+def test_bad_bayesian_designs(change, message):
+    with pytest.raises(SpecError, match=message):
+        as_design(**change)
