@@ -120,7 +120,10 @@ class GeneratorPatients(_Frozen):
     parameters: str = Field("posterior_draw", pattern="^(posterior_draw|posterior_mean)$",
                             description="posterior_draw: each replicate its own posterior draw "
                             "(operating characteristics averaged over the posterior: assurance); "
-                            "posterior_mean: not yet supported for every family, see docs.")
+                            "posterior_mean: every replicate at the posterior mean of the parameters.")
+    accrual: float = Field(0.0, ge=0, description="Survival generators: uniform accrual duration (data time unit).")
+    dropout_rate: float = Field(0.0, ge=0, description="Survival generators: exponential dropout hazard.")
+    cutoff: Cutoff | None = Field(None, description="Survival generators: analysis cut-off (events or calendar).")
 
 
 class SampleSize(_Frozen):
@@ -334,13 +337,14 @@ class TrialDesign(_Frozen):
                 raise ValueError(f"analyses {bad} cannot be used at group-sequential looks")
             if self.decision.sided != "one":
                 raise ValueError("group-sequential designs test one-sided (decision.sided: one)")
-            tte = self.endpoint is not None and self.endpoint.family is Family.time_to_event
+            tte = (self.endpoint is not None and self.endpoint.family is Family.time_to_event) or (
+                self.patients is not None and self.patients.cutoff is not None)
             if tte and ss.total is None:
                 raise ValueError("a time-to-event design with stages (events) needs sample_size.total (patients)")
-            if tte and self.endpoint.cutoff is not None:
+            if tte and self.endpoint is not None and self.endpoint.cutoff is not None:
                 raise ValueError("with stages, a time-to-event design's looks are the stages' event counts: "
                                  "remove endpoint.cutoff")
-            if not tte and ss.total is not None and ss.total != ss.stages[-1]:
+            if not tte and self.endpoint is not None and ss.total is not None and ss.total != ss.stages[-1]:
                 raise ValueError(f"sample_size.total ({ss.total}) must equal the last stage ({ss.stages[-1]})")
         if self.external_control is not None and self.external_control.source == "generator" and self.patients is None:
             raise ValueError("external_control.source 'generator' needs patients from a generator")
@@ -420,11 +424,17 @@ class TrialDesign(_Frozen):
 
     @property
     def direction(self) -> str:
-        """Which side of the effect is benefit (explicit, or the endpoint's default)."""
+        """Which side of the effect is benefit (explicit, or the endpoint's default; for
+        generator patients, 'less' for count and survival outcomes)."""
         if self.decision.direction is not None:
             return self.decision.direction
-        fam = self.endpoint.family if self.endpoint is not None else None
-        return "less" if fam in (Family.count, Family.time_to_event) else "greater"
+        if self.endpoint is not None:
+            fam = self.endpoint.family.value
+        else:
+            from trials.engine import generator_family
+
+            fam = generator_family(self)
+        return "less" if fam in ("count", "time_to_event") else "greater"
 
     @property
     def n_chunks(self) -> int:
@@ -459,8 +469,9 @@ class TrialDesign(_Frozen):
         """Cumulative patients (or events) at each analysis; one entry for a fixed design."""
         if self.sample_size.stages is not None:
             return list(self.sample_size.stages)
-        if self.endpoint is not None and self.endpoint.family is Family.time_to_event:
-            return [0]  # the endpoint's cutoff decides
+        if (self.endpoint is not None and self.endpoint.family is Family.time_to_event) or (
+                self.patients is not None and self.patients.cutoff is not None):
+            return [0]  # the cutoff decides
         return [self.n_total]
 
     def boundaries(self):

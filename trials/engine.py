@@ -55,8 +55,9 @@ def simulate_chunk(design_json: str, scenario: int, chunk: int) -> dict:
     R = min(design.chunk_size, design.replicates - chunk * design.chunk_size)
     rng = chunk_stream(design.seed, scenario, chunk)
     sc = design.scenarios[scenario]
-    truth = scenario_effects(design, sc, R, rng)
-    data = _patients(design, sc, natural_effect(design, truth)[:, None], R, rng)
+    effect = scenario_effects(design, sc, R, rng)
+    data = _patients(design, sc, natural_effect(design, effect)[:, None], R, rng)
+    truth = effect if _collapsible(design) else np.full(R, np.nan)
     dec = design.decision
     common = {"alpha": dec.alpha, "sided": dec.sided, "direction": design.direction, "level": dec.interval}
     gsd = design.boundaries()
@@ -117,7 +118,10 @@ def _at_look(design: TrialDesign, data: dict, k: int) -> dict:
         return {**data, "summaries": data["look_summaries"][k]}
     if "raw_times" in data:
         look = design.looks[k]
-        cutoff = design.endpoint.cutoff.model_dump(exclude_none=True) if look == 0 else {"events": look}
+        if look == 0:
+            cutoff = data["cutoff"] if "cutoff" in data else design.endpoint.cutoff.model_dump(exclude_none=True)
+        else:
+            cutoff = {"events": look}
         return {**data, **survival.observe(data["raw_times"], cutoff)}
     if design.sample_size.stages is None:
         return data
@@ -188,7 +192,25 @@ def natural_effect(design: TrialDesign, truth: np.ndarray) -> np.ndarray:
 
 
 def _ratio_effect(design: TrialDesign) -> bool:
-    return design.endpoint is not None and design.endpoint.family in (Family.count, Family.time_to_event)
+    """Effects given as ratios (rate, hazard, or for generator patients also odds ratios)."""
+    if design.endpoint is not None:
+        return design.endpoint.family in (Family.count, Family.time_to_event)
+    return generator_family(design) != "normal"
+
+
+def _collapsible(design: TrialDesign) -> bool:
+    """Whether the simulated (conditional) effect is also what the analyses estimate.
+
+    Generator patients with a binary or survival outcome get a conditional odds or hazard
+    ratio; unadjusted analyses estimate a marginal risk difference or an attenuated
+    marginal hazard ratio, which has no closed form: their truth is NaN, so bias and
+    coverage are not reported (rejection rates are).
+    """
+    return design.patients is None or generator_family(design) in ("normal", "count")
+
+
+def generator_family(design: TrialDesign) -> str:
+    return GENERATOR_FAMILY[load_generator(design.patients.generator).family]
 
 
 def _patients(design: TrialDesign, sc, effect: np.ndarray, R: int, rng: np.random.Generator) -> dict:
@@ -279,35 +301,51 @@ def hazard_model(ep) -> dict:
     return {"kind": "weibull", "rate": rate, "shape": ep.weibull_shape}
 
 
+GENERATOR_FAMILY = {"normal": "normal", "bernoulli": "binary", "poisson": "count",
+                    "weibull": "time_to_event", "piecewise_exponential": "time_to_event"}
+
+
 def _generator_patients(design: TrialDesign, sc, effect: np.ndarray, R: int, rng, arm: np.ndarray) -> dict:
+    """R trials of generator patients. The effect (and drift) shift each patient's linear
+    predictor: a mean difference (normal), log odds ratio, log rate ratio or log hazard
+    ratio (natural-scale effects arrive here as ratios and are logged)."""
     gen = load_generator(design.patients.generator)
-    fam = gen.family
-    if fam != "normal":
-        raise ValueError(f"trials with generator patients support normal outcomes so far (this generator's "
-                         f"outcome is {fam})")
-    y_sd = gen.meta["outcome_scale"]["y_sd"]
-    shift = (sc.control_shift + effect * arm) / y_sd  # mean difference in outcome sd units, (R, n)
-    ys, Ds, vals = [], [], []
-    for r in range(R):
-        values, y, D = gen.draw_trial(len(arm), shift[r], design.patients.study, rng)
-        ys.append(y)
-        Ds.append(D)
-        vals.append(values)
+    family = GENERATOR_FAMILY[gen.family]
     sc_ = gen.meta["outcome_scale"]
-    y = sc_["y_mean"] + y_sd * np.stack(ys)
-    D = np.stack(Ds)
+    if family == "normal":
+        shift = (sc.control_shift + effect * arm) / sc_["y_sd"]  # outcome sd units, (R, n)
+    else:
+        shift = sc.control_shift + np.log(effect) * arm
+    fixed = gen.posterior_mean() if design.patients.parameters == "posterior_mean" else None
+    draws = [gen.draw_trial(len(arm), shift[r], design.patients.study, rng, fixed) for r in range(R)]
+    y = np.stack([d[1] for d in draws])
+    D = np.stack([d[2] for d in draws])
     score = gen.prognostic_score_design(D.reshape(-1, D.shape[2])).reshape(R, len(arm))
 
     def covariates(names: list[str]) -> np.ndarray:
         cols = [i for i, nm in enumerate(gen.meta["design_names"]) if nm.split("[")[0] in names]
         return D[:, :, cols]
 
-    data = {"y": y, "arm": arm, "score": score, "covariates": covariates, "family": "normal", "X": D,
-            "sigma": y_sd}
+    data = {"arm": arm, "score": score, "covariates": covariates, "family": family, "X": D,
+            "sigma": sc_.get("y_sd")}
+    if family == "time_to_event":
+        p = design.patients
+        if p.cutoff is None and design.sample_size.stages is None:
+            raise ValueError("a survival generator's trial needs patients.cutoff ({events: N} or {calendar: T}) "
+                             "or group-sequential stages (events)")
+        t = y * sc_["time_unit"]
+        drop = rng.exponential(1.0 / p.dropout_rate, t.shape) if p.dropout_rate > 0 else np.full(t.shape, np.inf)
+        data["raw_times"] = {"entry": rng.random(t.shape) * p.accrual, "follow": np.minimum(t, drop),
+                             "is_event": t <= drop}
+        if p.cutoff is not None:
+            data["cutoff"] = p.cutoff.model_dump(exclude_none=True)
+    else:
+        data["y"] = sc_["y_mean"] + sc_["y_sd"] * y if family == "normal" else y
     if design.external_control is not None:  # the fitted (historical) population, no drift
         m = design.external_control.n
-        ext = [gen.draw_trial(m, np.zeros(m), None, rng) for _ in range(R)]
-        data["y_ext"] = sc_["y_mean"] + y_sd * np.stack([e[1] for e in ext])
+        ext = [gen.draw_trial(m, np.zeros(m), None, rng, fixed) for _ in range(R)]
+        y_ext = np.stack([e[1] for e in ext])
+        data["y_ext"] = sc_["y_mean"] + sc_["y_sd"] * y_ext if family == "normal" else y_ext
         data["X_ext"] = np.stack([e[2] for e in ext])
     return data
 

@@ -21,7 +21,8 @@ def operating_characteristics(results: xr.Dataset) -> xr.Dataset:
     truth = results["true_effect"]
     err = results["estimate"] - truth
     sq = err**2
-    covered = ((results["lower"] <= truth) & (truth <= results["upper"])).astype(float)
+    # no closed-form truth (NaN): coverage is not defined either
+    covered = ((results["lower"] <= truth) & (truth <= results["upper"])).astype(float).where(truth.notnull())
     width = results["upper"] - results["lower"]
     rej = results["decision"].astype(float).mean(dim)
     mse = sq.mean(dim)
