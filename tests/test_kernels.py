@@ -200,3 +200,12 @@ def test_quantile_transform_point_mass_maps_back_to_exactly_zero():
     # positive values still round-trip
     pos = np.asarray(enc.knots)[np.asarray(enc.knots) > 0]
     np.testing.assert_allclose(enc.inverse(enc.forward(pos)), pos, rtol=1e-9)
+
+
+def test_quantile_function_is_interpolation_on_the_knots():
+    """The direct-index quantile function equals np.interp on QUANTILE_PROBS (to rounding)."""
+    from virtual_patients.encoding import QUANTILE_PROBS, _quantile_function
+
+    knots = np.sort(np.random.default_rng(1).exponential(size=len(QUANTILE_PROBS)))
+    p = np.concatenate([np.random.default_rng(2).random(10_000), [0.0, 1.0, QUANTILE_PROBS[0], QUANTILE_PROBS[-1]]])
+    np.testing.assert_allclose(_quantile_function(p, knots), np.interp(p, QUANTILE_PROBS, knots), atol=1e-12)

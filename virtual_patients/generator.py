@@ -270,20 +270,25 @@ class Generator:
             out[col] = v
         return out
 
+    def posterior_mean(self) -> dict[str, np.ndarray]:
+        """Every parameter at its posterior mean (a plug-in alternative to a random draw)."""
+        return {k: v.mean(axis=0) for k, v in self.params.items()}
+
     def _draw_part(self, n: int, study: str, rng: np.random.Generator) -> tuple[dict, np.ndarray]:
         """n patients under one posterior draw: covariate values and internal outcome."""
         values, y, _ = self.draw_trial(n, np.zeros(n), study, rng)
         return values, y
 
-    def draw_trial(self, n: int, shift: np.ndarray, study: str, rng: np.random.Generator
-                   ) -> tuple[dict, np.ndarray, np.ndarray]:
+    def draw_trial(self, n: int, shift: np.ndarray, study: str, rng: np.random.Generator,
+                   params: dict | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
         """One trial's patients under one posterior draw, array in, array out.
 
         ``shift`` (n,) is each patient's link-scale shift on the model's internal scale
         (treatment effect and drift; for normal outcomes in units of the outcome sd).
+        ``params`` fixes the parameters (e.g. `posterior_mean`) instead of a random draw.
         Returns covariate values (model form), the internal outcome and the design D.
         """
-        p = self._params_at(int(rng.integers(self.n_draws)))
+        p = params if params is not None else self._params_at(int(rng.integers(self.n_draws)))
         alpha = self._alpha(p, study, rng)
         D, values = kernels.draw_covariates(p, self.encoders, self.offsets, n, rng)
         eta = alpha + D @ p["beta"] + shift
@@ -293,20 +298,20 @@ class Generator:
     def _covariate_frame(self, values: dict[str, np.ndarray], n: int, study: str | None) -> pd.DataFrame:
         cols: dict[str, object] = {}
         if self.spec.id:
-            cols[self.spec.id] = [f"V{i + 1:07d}" for i in range(n)]
+            cols[self.spec.id] = _virtual_ids(n)
         if self.spec.study:
             cols[self.spec.study] = np.full(n, study if study is not None else NEW_STUDY, dtype=object)
         for enc in self.encoders:
             v = values[enc.name]
             if enc.type in ("binary", "categorical"):
-                cols[enc.name] = np.asarray(_typed_levels(enc.levels), dtype=object)[v]
-                if all(isinstance(x, int) for x in _typed_levels(enc.levels)):
-                    cols[enc.name] = np.asarray(cols[enc.name], dtype=np.int64)
+                levels = _typed_levels(enc.levels)
+                numeric = all(isinstance(x, int) for x in levels)
+                cols[enc.name] = np.asarray(levels, dtype=np.int64 if numeric else object)[v]
             elif enc.type == "continuous" and enc.integer:
                 cols[enc.name] = np.round(v).astype(np.int64)
             else:
                 cols[enc.name] = v
-        return pd.DataFrame(cols)
+        return pd.DataFrame(cols, copy=False)
 
     def _outcome_columns(self, y: np.ndarray, rng: np.random.Generator, suffix: str = "",
                          censor_draw: tuple | None = None) -> dict[str, np.ndarray]:
@@ -504,6 +509,18 @@ class Generator:
                 f"(fitted with spec hash {str(recorded)[:12]}); refit with 'insilico fit' after changing a spec"
             )
         return cls(spec, posterior, meta)
+
+
+def _virtual_ids(n: int) -> np.ndarray:
+    """'V0000001', 'V0000002', ... built from digit code points (a list comprehension of
+    f-strings costs more than drawing the patients)."""
+    width = max(7, len(str(n)))
+    i = np.arange(1, n + 1, dtype=np.int64)
+    cp = np.empty((n, width + 1), dtype=np.uint32)
+    cp[:, 0] = ord("V")
+    for k in range(width):
+        cp[:, width - k] = 48 + (i // 10**k) % 10
+    return cp.view(f"<U{width + 1}").ravel().astype(object)
 
 
 def _stack_draws(values: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ def draw_covariates(
     (transformed-scale floats for continuous, level codes for binary/categorical,
     counts for count).
     """
-    D = np.empty((n, offsets[-1]))
+    D = np.empty((n, offsets[-1]), order="F")  # filled and read a column at a time
     values: dict[str, np.ndarray] = {}
     for j, enc in enumerate(encoders):
         base = f"cov_{enc.name}"
@@ -45,7 +45,8 @@ def draw_covariates(
             values[enc.name] = code
         elif enc.type == "categorical":
             code = _categorical(eta, rng)
-            D[:, p:stop] = code[:, None] == np.arange(1, enc.width + 1)[None, :]
+            for c in range(enc.width):
+                D[:, p + c] = code == c + 1
             values[enc.name] = code
         else:  # count: negative binomial as a gamma-Poisson mixture
             phi = params[f"{base}_phi"]
@@ -72,14 +73,33 @@ def _z_bounds(enc: Encoder) -> tuple[float, float] | None:
     return float(zl), float(zh)
 
 
-def _normal(eta: np.ndarray, sigma: float, bounds: tuple[float, float] | None, rng) -> np.ndarray:
-    """Normal draws, truncated to `bounds` by inversion when given.
+def _normal(eta: np.ndarray, sigma: float, bounds: tuple[float, float] | None, rng,
+            rounds: int = 8) -> np.ndarray:
+    """Normal draws, truncated to `bounds` when given.
 
-    The inversion runs in log space on the lower tail (an interval in the upper tail is
-    mirrored first), so it stays exact tens of sds out, where ndtr rounds to 0 or 1.
+    Rejection first (cheap when the bounds are plausibility limits that few draws
+    cross); patients still outside after `rounds` redraws — deep in a tail — get the
+    exact inversion of `_normal_inverse`.
     """
+    z = eta + sigma * rng.standard_normal(eta.shape[0])
     if bounds is None:
-        return eta + sigma * rng.standard_normal(eta.shape[0])
+        return z
+    lo, hi = bounds
+    bad = np.flatnonzero((z < lo) | (z > hi))
+    for _ in range(rounds):
+        if bad.size == 0:
+            return z
+        redraw = eta[bad] + sigma * rng.standard_normal(bad.size)
+        z[bad] = redraw
+        bad = bad[(redraw < lo) | (redraw > hi)]
+    if bad.size:
+        z[bad] = _normal_inverse(eta[bad], sigma, bounds, rng)
+    return z
+
+
+def _normal_inverse(eta: np.ndarray, sigma: float, bounds: tuple[float, float], rng) -> np.ndarray:
+    """Truncated normal draws by inversion in log space on the lower tail (an interval in
+    the upper tail is mirrored first): exact tens of sds out, where ndtr rounds to 0 or 1."""
     a, b = (bounds[0] - eta) / sigma, (bounds[1] - eta) / sigma
     flip = a > 0
     lo, hi = np.where(flip, -b, a), np.where(flip, -a, b)
@@ -92,13 +112,18 @@ def _normal(eta: np.ndarray, sigma: float, bounds: tuple[float, float] | None, r
 
 
 def _categorical(eta: np.ndarray, rng) -> np.ndarray:
-    """Level codes from K-1 logits against a reference level with logit 0 (inversion)."""
-    logits = np.concatenate([np.zeros((eta.shape[0], 1)), eta], axis=1)
-    logits -= logits.max(axis=1, keepdims=True)
-    p = np.exp(logits)
-    cum = np.cumsum(p, axis=1)
-    u = rng.random(eta.shape[0]) * cum[:, -1]
-    return (u[:, None] > cum[:, :-1]).sum(axis=1)
+    """Level codes from K-1 logits against a reference level with logit 0 (inversion),
+    a column at a time on 1-D arrays."""
+    n, k = eta.shape
+    m = np.maximum(eta.max(axis=1), 0.0)
+    cums = [np.exp(-m)]  # the reference level
+    for c in range(k):
+        cums.append(cums[-1] + np.exp(eta[:, c] - m))
+    u = rng.random(n) * cums[-1]
+    code = (u > cums[0]).astype(np.int64)
+    for c in range(1, k):
+        code += u > cums[c]
+    return code
 
 
 # ---------------------------------------------------------------------- outcomes
