@@ -6,8 +6,9 @@ parallel efficiency from 1 to 2 Dask workers.
 1. Serial engine, one core, 10,000 replicates of the group-sequential means design
    (looks at 119/237/356 patients, asOF, effect 0.3) and survival design (HR 0.7, 376
    patients over 24 months, looks at 83/167/250 events); best of ``--repeats``.
-2. NumPy floor: the random numbers each simulation must draw (normal outcomes for
-   356 patients; entry, event and the sort of 376 times per look for survival).
+2. NumPy floor: the random numbers each simulation must draw (a stage mean and a
+   chi-square per arm and look for means — the engine simulates sufficient statistics;
+   entry and event times and one sort of 376 times per look for survival).
 3. rpact (if ``Rscript -e 'library(rpact)'`` works): the same designs with
    getSimulationMeans / getSimulationSurvival, 10,000 iterations, timed inside one R
    process (start-up excluded).
@@ -75,7 +76,12 @@ def best(f, repeats: int) -> float:
 
 def floors(repeats: int) -> tuple[float, float]:
     rng = np.random.default_rng(1)
-    means = best(lambda: rng.standard_normal((10_000, 356)), repeats)
+
+    def means_floor():  # the sufficient statistics: a stage mean and a chi-square per arm and look
+        rng.standard_normal((10_000, 3, 2))
+        rng.chisquare(59.0, (10_000, 3, 2))
+
+    means = best(means_floor, repeats)
 
     def surv():
         e = rng.random((10_000, 376))

@@ -18,18 +18,22 @@ Every kernel takes arrays whose first axis is the replicate (R) and returns a di
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 
 def _finish(est, se, df, alpha, sided, direction, level) -> dict[str, np.ndarray]:
-    """Interval, p-value and decision from an estimate, its se and the reference df."""
-    dist = stats.t(df) if df is not None else stats.norm()
+    """Interval, p-value and decision from an estimate, its se and the reference df
+    (t with df degrees of freedom, or normal when df is None)."""
+    # scipy.special directly: a frozen scipy.stats distribution costs more than the test
+    if df is None:
+        cdf, q = special.ndtr, special.ndtri(0.5 + level / 2)
+    else:
+        cdf, q = (lambda x: special.stdtr(df, x)), special.stdtrit(df, 0.5 + level / 2)
     z = est / se
     if sided == "two":
-        p = 2 * dist.sf(np.abs(z))
+        p = 2 * cdf(-np.abs(z))
     else:
-        p = dist.sf(z) if direction == "greater" else dist.cdf(z)
-    q = dist.ppf(0.5 + level / 2)
+        p = cdf(-z) if direction == "greater" else cdf(z)
     return {"estimate": est, "std_error": se, "lower": est - q * se, "upper": est + q * se,
             "p_value": p, "decision": (p < alpha).astype(np.int8)}
 
@@ -88,7 +92,7 @@ def two_proportions_summary(s: dict, **d) -> dict[str, np.ndarray]:
     se_test = np.sqrt(pooled * (1 - pooled) * (1 / n_t + 1 / n_c))
     out = _finish(est, np.where(se_test > 0, se_test, np.inf), None, **d)
     # the test uses the pooled se (score test); the interval the unpooled Wald se
-    q = stats.norm.ppf(0.5 + d["level"] / 2)
+    q = special.ndtri(0.5 + d["level"] / 2)
     out.update(std_error=se_wald, lower=est - q * se_wald, upper=est + q * se_wald)
     return out
 

@@ -60,7 +60,7 @@ def simulate_chunk(design_json: str, scenario: int, chunk: int) -> dict:
     truth = effect if _collapsible(design) else np.full(R, np.nan)
     dec = design.decision
     common = {"alpha": dec.alpha, "sided": dec.sided, "direction": design.direction, "level": dec.interval}
-    gsd = design.boundaries()
+    gsd = _boundaries(design_json)
     data["threshold"] = dec.threshold if dec.threshold is not None else 1 - dec.alpha
     views = [_at_look(design, data, k) for k in range(len(design.looks))]
     out = {}
@@ -69,6 +69,12 @@ def simulate_chunk(design_json: str, scenario: int, chunk: int) -> dict:
         res = per_look[0] if gsd is None else _sequential(per_look, gsd, design.direction)
         out[a.name] = {k: np.asarray(res[k]) for k in FIELDS}
     return {"truth": truth, "analyses": out}
+
+
+@functools.lru_cache(maxsize=16)
+def _boundaries(design_json: str):
+    """The design's group-sequential boundaries, computed once per worker process."""
+    return TrialDesign.model_validate_json(design_json).boundaries()
 
 
 def _analyse(a, data: dict, common: dict, R: int) -> dict:
@@ -139,10 +145,10 @@ def _sequential(per_look: list[dict], gsd, direction: str) -> dict:
     Each look's one-sided p-value is put on the z scale (z = Phi^-1(1 - p)) and compared
     with the error-spending boundaries; estimates are the naive ones at the stopping look.
     """
-    from scipy import stats
+    from scipy import special
 
     K = len(per_look)
-    z = np.stack([stats.norm.isf(np.clip(r["p_value"], 1e-300, 1.0)) for r in per_look])  # (K, R)
+    z = np.stack([-special.ndtri(np.clip(r["p_value"], 1e-300, 1.0)) for r in per_look])  # (K, R)
     R = z.shape[1]
     stop = np.full(R, K - 1)
     rejected = np.zeros(R, dtype=bool)

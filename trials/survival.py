@@ -77,39 +77,49 @@ def simulate_times(R: int, arm: np.ndarray, hazard_ratio: np.ndarray, model: dic
     return observe(draw_times(R, arm, hazard_ratio, model, accrual, dropout_rate, rng), cutoff)
 
 
-def _event_risk_sets(time: np.ndarray, event: np.ndarray, arm: np.ndarray):
-    """At every event, per replicate: whether the patient was treated, and the treated
-    share of the risk set; packed as (R, max events) arrays with a 0/1 mask.
+def _sorted_by_time(time: np.ndarray, event: np.ndarray, arm: np.ndarray):
+    """Per replicate, in time order: treated flags, event flags, and the treated share of
+    each risk set.
 
     One in-place sort: the (arm, event) flags ride in the two lowest bits of the int64
     view of the non-negative times (whose order is the floats' order; times within 3 ulp
     could swap, which continuous data never produce), so no argsort and no gathers.
-    Patients not yet enrolled have time 0 and sort first, so an event at position j has
-    exactly the n - j patients at positions >= j at risk.
+    Patients not yet enrolled have time 0 and sort first, so position j has exactly the
+    n - j patients at positions >= j at risk.
     """
     R, n = time.shape
-    flags = (np.broadcast_to(arm, (R, n)).astype(np.int64) << 1) | event.astype(np.int64)
-    key = (np.ascontiguousarray(time, dtype=np.float64).view(np.int64) & ~np.int64(3)) | flags
+    key = np.ascontiguousarray(time, dtype=np.float64).view(np.int64) & ~np.int64(3)
+    key |= event.astype(np.int64)
+    key |= np.broadcast_to(arm, (R, n)).astype(np.int64) << 1
     key.sort(axis=1)
     trt = ((key >> 1) & 1).astype(np.int32)
-    treated_at_risk = np.cumsum(trt[:, ::-1], axis=1)[:, ::-1]
-    rows, cols = np.nonzero(key & 1)
+    ev = (key & 1).astype(np.float64)
+    share = np.cumsum(trt[:, ::-1], axis=1, dtype=np.int32)[:, ::-1] * (1.0 / (n - np.arange(n)))
+    return trt, ev, share
+
+
+def _event_risk_sets(time: np.ndarray, event: np.ndarray, arm: np.ndarray):
+    """The events only, packed per replicate as (R, max events) arrays: treated flag,
+    treated share of the risk set, and a 0/1 mask (for the Newton iterations of Cox)."""
+    trt, ev, share_all = _sorted_by_time(time, event, arm)
+    R = time.shape[0]
+    rows, cols = np.nonzero(ev)
     counts = np.bincount(rows, minlength=R)
     width = max(int(counts.max(initial=0)), 1)
     slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
     share = np.zeros((R, width))
     treated = np.zeros((R, width))
     mask = np.zeros((R, width))
-    share[rows, slot] = treated_at_risk[rows, cols] / (n - cols)
+    share[rows, slot] = share_all[rows, cols]
     treated[rows, slot] = trt[rows, cols]
     mask[rows, slot] = 1.0
     return treated, share, mask
 
 
 def logrank(time: np.ndarray, event: np.ndarray, arm: np.ndarray, **d) -> dict[str, np.ndarray]:
-    treated, f, mask = _event_risk_sets(time, event, arm)
-    U = (treated - f * mask).sum(axis=1)
-    V = (f * (1 - f) * mask).sum(axis=1)
+    trt, ev, f = _sorted_by_time(time, event, arm)
+    U = np.einsum("ij,ij->i", ev, trt.astype(np.float64)) - np.einsum("ij,ij->i", ev, f)
+    V = np.einsum("ij,ij->i", ev, f) - np.einsum("ij,ij,ij->i", ev, f, f)
     V = np.where(V > 0, V, np.nan)
     return _finish(U / V, 1 / np.sqrt(V), None, **d)
 
