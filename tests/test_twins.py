@@ -19,14 +19,16 @@ import xarray as xr
 from scipy import special
 
 from virtual_patients.effects import TreatmentEffect
-from virtual_patients.encoding import design_matrix, design_names, learn_encoders
+from virtual_patients.encoding import learn_encoders
 from virtual_patients.generator import (
     META_FILE,
     POSTERIOR_FILE,
     SPEC_FILE,
     Generator,
     GeneratorLoadError,
+    MissingReport,
     _outcome_internal,
+    generator_meta,
 )
 from virtual_patients.spec import GeneratorSpec
 
@@ -44,9 +46,7 @@ def make_generator(spec: GeneratorSpec, df: pd.DataFrame, params: dict[str, np.n
     when given as ``{"outcome_scale": {...}}``, merged).
     """
     encoders = learn_encoders(df, spec)
-    D = design_matrix(df, encoders)
     _, scale = _outcome_internal(df, spec)
-    studies = sorted(df[spec.study].astype(str).unique()) if spec.study else []
     data_vars = {}
     for name, v in params.items():
         v = np.asarray(v, dtype=float)
@@ -59,22 +59,7 @@ def make_generator(spec: GeneratorSpec, df: pd.DataFrame, params: dict[str, np.n
     stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((CHAINS, DRAWS), dtype=bool))})
     posterior = xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
     posterior.attrs["spec_hash"] = spec.hash()
-    meta = {
-        "spec_hash": spec.hash(),
-        "seed": 0,
-        "data_sha256": None,
-        "n_patients": len(df),
-        "missing": {"n_input": len(df), "n_used": len(df), "by_column": {c: 0 for c in spec.columns}},
-        "studies": studies,
-        "encoders": [e.to_dict() for e in encoders],
-        "design_names": design_names(encoders),
-        "design_mean": D.mean(axis=0).tolist(),
-        "raw_means": {e.name: float(df[e.name].astype(float).mean()) for e in encoders
-                      if e.type in ("continuous", "count")},
-        "outcome_scale": scale,
-        "sampling_seconds": 0.0,
-        "versions": {},
-    }
+    meta = generator_meta(df, spec, encoders, scale, MissingReport(len(df), len(df)), seed=0, data_sha256=None)
     for key, value in (meta_overrides or {}).items():
         meta[key] = {**meta[key], **value} if key == "outcome_scale" else value
     return Generator(spec, posterior, meta)

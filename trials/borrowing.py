@@ -239,6 +239,14 @@ def _check_positive(name: str, arr: np.ndarray) -> None:
 # --------------------------------------------------------------------------------------
 
 
+def _component_rows(components, layout: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weights and the two parameter columns of a (K, 3) component table."""
+    arr = _as_float("components", components)
+    if arr.ndim != 2 or arr.shape[1] != 3:
+        raise ValueError(f"components must have shape (K, 3) rows {layout}, got {arr.shape}")
+    return arr[:, 0], arr[:, 1], arr[:, 2]
+
+
 class _Mixture:
     """Behaviour shared by the three conjugate mixture families.
 
@@ -497,10 +505,7 @@ class BetaMixture(_Mixture):
     @classmethod
     def from_components(cls, components) -> BetaMixture:
         """Build from rows ``(w, a, b)`` (RBesT's ``mixbeta`` layout)."""
-        arr = _as_float("components", components)
-        if arr.ndim != 2 or arr.shape[1] != 3:
-            raise ValueError(f"components must have shape (K, 3) rows (w, a, b), got {arr.shape}")
-        return cls(arr[:, 0], arr[:, 1], arr[:, 2])
+        return cls(*_component_rows(components, "(w, a, b)"))
 
     @classmethod
     def from_mean_n(cls, mean, n, weights=1.0) -> BetaMixture:
@@ -589,10 +594,7 @@ class NormalMixture(_Mixture):
     @classmethod
     def from_components(cls, components, sigma: float | None = None) -> NormalMixture:
         """Build from rows ``(w, mean, sd)`` (RBesT's ``mixnorm`` layout)."""
-        arr = _as_float("components", components)
-        if arr.ndim != 2 or arr.shape[1] != 3:
-            raise ValueError(f"components must have shape (K, 3) rows (w, m, s), got {arr.shape}")
-        return cls(arr[:, 0], arr[:, 1], arr[:, 2], sigma=sigma)
+        return cls(*_component_rows(components, "(w, m, s)"), sigma=sigma)
 
     def _extra_fields(self):
         return {"sigma": self.sigma}
@@ -673,10 +675,7 @@ class GammaMixture(_Mixture):
     @classmethod
     def from_components(cls, components) -> GammaMixture:
         """Build from rows ``(w, shape, rate)`` (RBesT's ``mixgamma`` layout)."""
-        arr = _as_float("components", components)
-        if arr.ndim != 2 or arr.shape[1] != 3:
-            raise ValueError(f"components must have shape (K, 3) rows (w, shape, rate), got {arr.shape}")
-        return cls(arr[:, 0], arr[:, 1], arr[:, 2])
+        return cls(*_component_rows(components, "(w, shape, rate)"))
 
     def _comp_logpdf(self, x):
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -27,16 +27,13 @@ the natural scale as mean difference, odds ratio, rate ratio or hazard ratio.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from enum import Enum
-from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from virtual_patients.spec import SpecError, format_validation_error, read_yaml
+from virtual_patients.spec import SpecFile
 
 
 class _Frozen(BaseModel):
@@ -295,7 +292,9 @@ class Decision(_Frozen):
         return self
 
 
-class TrialDesign(_Frozen):
+class TrialDesign(SpecFile):
+    _kind: ClassVar[str] = "trial design"
+
     seed: int = Field(..., ge=0, description="Root of every random stream (SeedSequence).")
     replicates: int = Field(..., ge=1, description="Simulated trials per scenario.")
     chunk_size: int = Field(1000, ge=1, description="Replicates per task; part of the design because streams "
@@ -418,10 +417,6 @@ class TrialDesign(_Frozen):
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
 
-    def hash(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
-
     @property
     def direction(self) -> str:
         """Which side of the effect is benefit (explicit, or the endpoint's default; for
@@ -486,16 +481,3 @@ class TrialDesign(_Frozen):
         return group_sequential_design(rates, alpha=self.decision.alpha,
                                        type_of_design={"obrien_fleming": "asOF", "pocock": "asP"}[ss.spending],
                                        futility=futility)
-
-    @classmethod
-    def from_dict(cls, data: Any, source: str = "<design>") -> TrialDesign:
-        if not isinstance(data, dict):
-            raise SpecError(f"{source}: a trial design is a YAML mapping, got {type(data).__name__}")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as err:
-            raise SpecError(format_validation_error(err, source)) from err
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> TrialDesign:
-        return cls.from_dict(read_yaml(path), source=str(path))

@@ -511,6 +511,17 @@ def _posterior_tail(prob_greater, alpha, sided, direction):
     return post, p, (p < alpha).astype(np.int8)
 
 
+def _hybrid_inputs(y, arm, y_ext):
+    """Checked (R, n) trial outcomes, (n,) arms and (R, n_ext) external outcomes."""
+    y = _as_batch_vector(y, "y")
+    arm = np.asarray(arm)
+    y_ext = _as_batch_vector(y_ext, "y_ext")
+    R, n_ext = y.shape[0], y_ext.shape[1]
+    if y_ext.shape[0] != R or arm.shape != (y.shape[1],):
+        raise ValueError(f"y {y.shape}, arm {arm.shape} and y_ext {y_ext.shape} disagree")
+    return y, arm, y_ext, R, n_ext
+
+
 def hybrid_normal(y: np.ndarray, arm: np.ndarray, y_ext: np.ndarray, X: np.ndarray | None = None,
                   X_ext: np.ndarray | None = None, *, a0, sigma, alpha: float = 0.025,
                   sided: Literal["one", "two"] = "one", direction: Literal["greater", "less"] = "greater",
@@ -577,12 +588,7 @@ def hybrid_normal(y: np.ndarray, arm: np.ndarray, y_ext: np.ndarray, X: np.ndarr
     ``prior_ess`` (:math:`a_0 \sum w`), ``weights_ess`` (Kish ESS of the weights) and
     ``ps_converged``.
     """
-    y = _as_batch_vector(y, "y")
-    arm = np.asarray(arm)
-    y_ext = _as_batch_vector(y_ext, "y_ext")
-    R, n_ext = y.shape[0], y_ext.shape[1]
-    if y_ext.shape[0] != R or arm.shape != (y.shape[1],):
-        raise ValueError(f"y {y.shape}, arm {arm.shape} and y_ext {y_ext.shape} disagree")
+    y, arm, y_ext, R, n_ext = _hybrid_inputs(y, arm, y_ext)
     w, kish, ok = _external_weights(X, X_ext, arm, weights, R, n_ext, truncate, ps_reference,
                                     max_iter, tol, ridge)
     sigma = _per_replicate(sigma, R, "sigma")
@@ -630,12 +636,7 @@ def hybrid_binary(y: np.ndarray, arm: np.ndarray, y_ext: np.ndarray, X: np.ndarr
     Parameters and the remaining returned keys are those of `hybrid_normal` (no
     ``sigma``); ``y`` and ``y_ext`` are 0/1. ``n_nodes`` is the Gauss-Legendre order.
     """
-    y = _as_batch_vector(y, "y")
-    arm = np.asarray(arm)
-    y_ext = _as_batch_vector(y_ext, "y_ext")
-    R, n_ext = y.shape[0], y_ext.shape[1]
-    if y_ext.shape[0] != R or arm.shape != (y.shape[1],):
-        raise ValueError(f"y {y.shape}, arm {arm.shape} and y_ext {y_ext.shape} disagree")
+    y, arm, y_ext, R, n_ext = _hybrid_inputs(y, arm, y_ext)
     if np.any((y != 0) & (y != 1)):
         raise ValueError("y must be 0/1")
     w, kish, ok = _external_weights(X, X_ext, arm, weights, R, n_ext, truncate, ps_reference,

@@ -169,24 +169,33 @@ def fit(
 
     posterior = xr.DataTree.from_dict(keep)
     posterior.attrs["spec_hash"] = spec.hash()
-    meta = {
+    meta = generator_meta(df, spec, encoders, scale, missing, seed=seed, data_sha256=data_sha256)
+    meta.update(sampling_seconds=elapsed, versions=package_versions())
+    return Generator(spec, posterior, meta)
+
+
+def generator_meta(df: pd.DataFrame, spec: GeneratorSpec, encoders: list[Encoder], outcome_scale: dict,
+                   missing: MissingReport, *, seed: int, data_sha256: str | None) -> dict:
+    """What a generator keeps beside its posterior: encoders, design summaries, outcome
+    scale, studies, lineage (summaries and hashes only — no patient rows)."""
+    D = design_matrix(df, encoders)
+    return {
         "spec_hash": spec.hash(),
         "seed": int(seed),
         "data_sha256": data_sha256,
         "n_patients": len(df),
         "missing": {"n_input": missing.n_input, "n_used": missing.n_used,
                     "by_column": missing.missing_by_column},
-        "studies": studies,
+        "studies": sorted(df[spec.study].astype(str).unique()) if spec.study else [],
         "encoders": [e.to_dict() for e in encoders],
         "design_names": design_names(encoders),
         "design_mean": D.mean(axis=0).tolist(),
         "raw_means": {e.name: float(df[e.name].astype(float).mean()) for e in encoders
                       if e.type in ("continuous", "count")},
-        "outcome_scale": scale,
-        "sampling_seconds": elapsed,
-        "versions": package_versions(),
+        "outcome_scale": outcome_scale,
+        "sampling_seconds": 0.0,
+        "versions": {},
     }
-    return Generator(spec, posterior, meta)
 
 
 def package_versions() -> dict[str, str]:

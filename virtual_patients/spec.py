@@ -10,7 +10,7 @@ import hashlib
 import json
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -22,6 +22,31 @@ class SpecError(ValueError):
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SpecFile(_Frozen):
+    """A top-level spec: read from YAML with errors naming file and key path, hashed."""
+
+    _kind: ClassVar[str] = "spec"
+
+    def hash(self) -> str:
+        """SHA-256 of the canonical JSON form: the identity of what was specified."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str | None = None):
+        source = source or f"<{cls._kind}>"
+        if not isinstance(data, dict):
+            raise SpecError(f"{source}: a {cls._kind} is a YAML mapping, got {type(data).__name__}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            raise SpecError(format_validation_error(err, source)) from err
+
+    @classmethod
+    def from_yaml(cls, path: str | Path):
+        return cls.from_dict(read_yaml(path), source=str(path))
 
 
 class CovariateType(str, Enum):
@@ -187,7 +212,8 @@ class MissingPolicy(str, Enum):
     error = "error"
 
 
-class GeneratorSpec(_Frozen):
+class GeneratorSpec(SpecFile):
+    _kind: ClassVar[str] = "generator spec"
     covariates: list[Covariate] = Field(..., min_length=1, description="Baseline covariates, modelled jointly "
                                         "in this order (each given the ones before it).")
     outcome: Outcome
@@ -226,24 +252,6 @@ class GeneratorSpec(_Frozen):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=False), sort_keys=False)
-
-    def hash(self) -> str:
-        """SHA-256 of the canonical JSON form: the identity of the model a posterior belongs to."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
-
-    @classmethod
-    def from_dict(cls, data: Any, source: str = "<spec>") -> GeneratorSpec:
-        if not isinstance(data, dict):
-            raise SpecError(f"{source}: a generator spec is a YAML mapping, got {type(data).__name__}")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as err:
-            raise SpecError(format_validation_error(err, source)) from err
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> GeneratorSpec:
-        return cls.from_dict(read_yaml(path), source=str(path))
 
 
 def read_yaml(path: str | Path) -> Any:
