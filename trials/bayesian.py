@@ -101,3 +101,36 @@ def analyse(a, summaries: dict, family: str, sigma: float | None, *, alpha: floa
     return {"estimate": est, "std_error": sd, "lower": est - q * sd, "upper": est + q * sd,
             "p_value": 1.0 - prob, "posterior_prob": prob, "decision": (prob > threshold).astype(np.int8),
             "prior_ess": np.full(R, prior_ess)}
+
+
+def resolve_map_priors(design, log=None):
+    """The design with every ``map_from`` prior replaced by its derived mixture.
+
+    Each MAP prior is a PyMC fit (nutpie, seeded with the design's seed) of the
+    historical studies; its diagnostics and summary are returned beside the design so
+    the caller can record them. Designs without ``map_from`` come back unchanged.
+    """
+    from .design import TrialDesign
+
+    data = design.model_dump(mode="json")
+    derived = {}
+    for a in data["analyses"]:
+        prior = a.get("prior")
+        if not prior or not prior.get("map_from"):
+            continue
+        h = prior["map_from"]
+        if log:
+            log(f"deriving the MAP prior of analysis '{a['name']}' from {len(h['n'])} historical studies (PyMC)")
+        if prior["family"] == "beta_mixture":
+            mp = bw.map_prior_binary(h["responders"], h["n"], tau_prior_sd=h["tau_prior_sd"], seed=design.seed)
+            comps = np.column_stack([mp.mixture.weights, mp.mixture.a, mp.mixture.b])
+        else:
+            sigma = design.endpoint.sd if design.endpoint is not None else None
+            mp = bw.map_prior_normal(h["means"], h["ses"], sigma=sigma, tau_prior_sd=h["tau_prior_sd"],
+                                     seed=design.seed)
+            comps = np.column_stack([mp.mixture.weights, mp.mixture.means, mp.mixture.sds])
+        a["prior"] = {"family": prior["family"], "components": comps.round(10).tolist()}
+        derived[a["name"]] = {"summary": mp.summary, "diagnostics": mp.diagnostics, "source": h}
+    if not derived:
+        return design, derived
+    return TrialDesign.from_dict(data, source="design with derived MAP priors"), derived

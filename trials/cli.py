@@ -122,7 +122,8 @@ def cmd_simulate(args) -> int:
         res = simulate_design(args.design, args.out, replicates=args.replicates, workers=args.workers,
                               scheduler=args.scheduler, resume=args.resume,
                               executor="serial" if args.serial else "dask",
-                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+                              progress=lambda done, total: bar.update(task, completed=done, total=total),
+                              log=lambda m: con.print(f"[bold]·[/] {m}"))
     con.print(f"results written to {res.results_path}  (MLflow run {res.run_id})")
     print(oc_table(res.oc).round(4).to_string())
     return 0

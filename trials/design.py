@@ -183,16 +183,49 @@ class ExternalControl(_Frozen):
                         description="parametric (endpoint) or generator (the design's patients generator).")
 
 
+class HistoricalStudies(_Frozen):
+    """Study-level historical control data from which to derive a MAP prior."""
+
+    n: list[float] = Field(..., min_length=2, description="Patients per historical study.")
+    responders: list[float] | None = Field(None, description="binary: responders per study.")
+    means: list[float] | None = Field(None, description="normal: mean outcome per study.")
+    ses: list[float] | None = Field(None, description="normal: standard error of each study's mean.")
+    tau_prior_sd: float = Field(1.0, gt=0, description="Half-normal scale of the between-study sd.")
+
+    @model_validator(mode="after")
+    def _check(self) -> HistoricalStudies:
+        for name in ("responders", "means", "ses"):
+            v = getattr(self, name)
+            if v is not None and len(v) != len(self.n):
+                raise ValueError(f"historical studies: {name} needs one value per study ({len(self.n)})")
+        if self.responders is None and (self.means is None or self.ses is None):
+            raise ValueError("historical studies: give responders (binary) or means and ses (normal)")
+        return self
+
+
 class PriorSpec(_Frozen):
-    """A conjugate mixture prior, components as RBesT writes them."""
+    """A conjugate mixture prior: components as RBesT writes them, or a MAP prior derived
+    from historical studies (binomial-logit or normal random-effects meta-analysis with
+    PyMC, its new-study predictive approximated by a mixture; `borrowing.map_prior_*`)."""
 
     family: str = Field(..., pattern="^(beta_mixture|normal_mixture|gamma_mixture)$",
                         description="beta_mixture (rates: [w, a, b]), normal_mixture (means: [w, mean, sd]), "
                         "gamma_mixture (event rates: [w, shape, rate]).")
-    components: list[list[float]] = Field(..., min_length=1, description="One [weight, p1, p2] row per component.")
+    components: list[list[float]] | None = Field(None, min_length=1,
+                                                 description="One [weight, p1, p2] row per component.")
+    map_from: HistoricalStudies | None = Field(None, description="Derive a MAP prior from these studies "
+                                               "before simulating (the derived components are recorded).")
 
     @model_validator(mode="after")
     def _check(self) -> PriorSpec:
+        if (self.components is None) == (self.map_from is None):
+            raise ValueError("a prior needs exactly one of 'components' or 'map_from'")
+        if self.map_from is not None:
+            if self.family == "gamma_mixture":
+                raise ValueError("map_from derives beta (binary) or normal MAP priors")
+            if (self.family == "beta_mixture") != (self.map_from.responders is not None):
+                raise ValueError("map_from: a beta_mixture needs responders, a normal_mixture means and ses")
+            return self
         if any(len(c) != 3 for c in self.components):
             raise ValueError("each prior component is [weight, parameter 1, parameter 2]")
         w = [c[0] for c in self.components]

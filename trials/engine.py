@@ -378,6 +378,9 @@ def run(design: TrialDesign, *, workers: int | None = None, scheduler: str | Non
     ``executor="dask"`` (default) uses a Dask client (`make_client`); ``"serial"`` runs
     in this process — the same numbers, by construction of the streams.
     """
+    if any(a.prior is not None and a.prior.map_from is not None for a in design.analyses):
+        raise ValueError("the design has map_from priors: derive them first (trials.bayesian.resolve_map_priors; "
+                         "'insilico simulate' does this)")
     keys = [(s, c) for s in range(len(design.scenarios)) for c in range(design.n_chunks)]
     store = _Checkpoint(checkpoint, design) if checkpoint else None
     done: dict = store.load() if (store and resume) else {}

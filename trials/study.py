@@ -161,6 +161,7 @@ def simulate_design(
     resume: bool = False,
     executor: str = "dask",
     progress=None,
+    log=print,
 ) -> SimulationOutcome:
     """Run a trial design (one MLflow run) and write replicate results and OCs to NetCDF.
 
@@ -195,6 +196,11 @@ def simulate_design(
     checkpoint = out.with_name(out.name + ".chunks")
     tracking.setup()
     with mlflow.start_run(run_name=f"simulate {Path(design_path).stem}") as run_:
+        from trials.bayesian import resolve_map_priors
+
+        design, derived = resolve_map_priors(design, log=log)
+        if derived:
+            tracking.log_json(derived, "map_priors.json")
         mlflow.set_tags({"stage": "simulate", "design.sha256": design.hash()})
         tracking.log_versions(_versions())
         tracking.log_spec(design.to_yaml(), design.hash(), "design.yaml")
