@@ -35,6 +35,7 @@ trials. Biometrics 67(3):1047-1056.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -247,7 +248,7 @@ def _component_rows(components, layout: str) -> tuple[np.ndarray, np.ndarray, np
     return arr[:, 0], arr[:, 1], arr[:, 2]
 
 
-class _Mixture:
+class _Mixture(abc.ABC):
     """Behaviour shared by the three conjugate mixture families.
 
     Subclasses are frozen dataclasses whose first field is ``weights`` followed by the
@@ -325,20 +326,25 @@ class _Mixture:
         return self._replace(*(np.broadcast_to(x, shape) for x in (self.weights, p1, p2)))
 
     # -- family hooks -----------------------------------------------------------------
-    def _comp_logpdf(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _comp_logpdf(self, x: np.ndarray) -> np.ndarray:
+        """Family hook (each mixture family defines it)."""
 
-    def _comp_cdf(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _comp_cdf(self, x: np.ndarray) -> np.ndarray:
+        """Family hook (each mixture family defines it)."""
 
-    def _comp_ppf(self, q: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _comp_ppf(self, q: np.ndarray) -> np.ndarray:
+        """Family hook (each mixture family defines it)."""
 
-    def _comp_moments(self) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _comp_moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Family hook (each mixture family defines it)."""
 
-    def _comp_sample(self, rng: np.random.Generator, p1, p2) -> np.ndarray:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _comp_sample(self, rng: np.random.Generator, p1, p2) -> np.ndarray:
+        """Family hook (each mixture family defines it)."""
 
     # -- distribution functions -----------------------------------------------------
     def mean(self) -> np.ndarray:
@@ -420,8 +426,9 @@ class _Mixture:
         return self._comp_sample(rng, p1s, p2s)
 
     # -- robustification ---------------------------------------------------------------
-    def _robust_component(self, mean, n) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _robust_component(self, mean, n) -> tuple[np.ndarray, np.ndarray]:
+        """Family hook (each mixture family defines it)."""
 
     def robustify(self, weight: float, mean: float | None = None, n: float = 1.0):
         r"""Add a vague component with weight ``weight`` (Schmidli et al. 2014).
