@@ -168,6 +168,9 @@ class Scenario(_Frozen):
     effect_prior: EffectPrior | None = Field(
         None, description="Assurance: draw each replicate's effect from this normal design prior instead of "
         "fixing it at `effect` (on the analysis scale: difference, or log rate/hazard ratio).")
+    arm_effects: dict[str, float] | None = Field(
+        None, description="Multi-arm designs: effect of named treatment arms (natural scale); the others get "
+        "`effect` (or the design prior's draw).")
 
 
 class ExternalControl(_Frozen):
@@ -317,6 +320,8 @@ class Decision(_Frozen):
                                              "threshold by simulation to this one-sided type I error.")
     calibrate_on: str | None = Field(None, description="Scenario whose replicates calibrate the threshold "
                                      "(default: the first with no effect and no drift).")
+    multiplicity: str = Field("bonferroni", pattern="^(bonferroni|none)$", description="Several treatment arms: "
+                              "test each against control at alpha / (arms - 1) (bonferroni) or at alpha (none).")
 
     @model_validator(mode="after")
     def _check(self) -> Decision:
@@ -332,7 +337,8 @@ class TrialDesign(SpecFile):
     replicates: int = Field(..., ge=1, description="Simulated trials per scenario.")
     chunk_size: int = Field(1000, ge=1, description="Replicates per task; part of the design because streams "
                             "are keyed by (scenario, chunk).")
-    arms: list[Arm] = Field(..., min_length=2, max_length=2, description="Control first, then treatment.")
+    arms: list[Arm] = Field(..., min_length=2, description="Control first, then one or more treatment arms "
+                            "(each compared with control).")
     endpoint: Endpoint | None = None
     patients: GeneratorPatients | None = None
     sample_size: SampleSize
@@ -345,6 +351,12 @@ class TrialDesign(SpecFile):
     def _check(self) -> TrialDesign:
         if (self.endpoint is None) == (self.patients is None):
             raise ValueError("give exactly one of 'endpoint' (parametric patients) or 'patients' (a generator)")
+        treatments = {a.name for a in self.arms[1:]}
+        for sc in self.scenarios:
+            unknown = sorted(set(sc.arm_effects or {}) - treatments)
+            if unknown:
+                raise ValueError(f"scenario '{sc.name}': arm_effects names {unknown}, not treatment arms "
+                                 f"{sorted(treatments)}")
         for key, items in (("arms", self.arms), ("scenarios", self.scenarios), ("analyses", self.analyses)):
             names = [i.name for i in items]
             if len(set(names)) != len(names):
@@ -478,19 +490,48 @@ class TrialDesign(SpecFile):
         w = [a.allocation for a in self.arms]
         return w[1] / sum(w)
 
-    def arm_sizes(self) -> tuple[int, int]:
-        """(control, treatment) patients of the whole trial."""
-        n_t = int((self.arm_vector() == 1).sum())
-        return self.n_total - n_t, n_t
+    def arm_sizes(self) -> tuple[int, ...]:
+        """Patients per arm of the whole trial (control first)."""
+        v = self.arm_vector()
+        return tuple(int((v == j).sum()) for j in range(len(self.arms)))
 
     def arm_vector(self) -> "np.ndarray":
-        """Each patient's arm (1 = treatment) in randomisation order: a deterministic
-        interleaving, so that every interim look's patients are allocated as planned."""
+        """Each patient's arm (0 = control, 1.. = treatments) in randomisation order: a
+        deterministic interleaving, so that every interim look's patients are allocated
+        as planned (each new patient goes to the arm furthest below its share)."""
         import numpy as np
 
-        i = np.arange(self.n_total + 1)
-        cum = np.floor(i * self.treated_share + 1e-9)
-        return np.diff(cum).astype(np.int8)
+        if len(self.arms) == 2:
+            i = np.arange(self.n_total + 1)
+            cum = np.floor(i * self.treated_share + 1e-9)
+            return np.diff(cum).astype(np.int8)
+        w = np.array([a.allocation for a in self.arms], dtype=float)
+        share = w / w.sum()
+        counts = np.zeros(len(w))
+        out = np.empty(self.n_total, dtype=np.int8)
+        for i in range(self.n_total):
+            j = int(np.argmax((i + 1) * share - counts))
+            out[i] = j
+            counts[j] += 1
+        return out
+
+    @property
+    def comparisons(self) -> list[str]:
+        """Treatment arms, each compared with control."""
+        return [a.name for a in self.arms[1:]]
+
+    def analysis_labels(self) -> list[tuple[str, object, int]]:
+        """(label, analysis, treatment arm index) for every comparison: the analysis name
+        with two arms, '<analysis>:<arm>' with several."""
+        if len(self.arms) == 2:
+            return [(a.name, a, 1) for a in self.analyses]
+        return [(f"{a.name}:{arm.name}", a, j) for a in self.analyses for j, arm in enumerate(self.arms) if j]
+
+    @property
+    def comparison_alpha(self) -> float:
+        """Significance level of each treatment-vs-control comparison."""
+        k = len(self.arms) - 1
+        return self.decision.alpha / k if self.decision.multiplicity == "bonferroni" else self.decision.alpha
 
     @property
     def looks(self) -> list[int]:
@@ -511,6 +552,6 @@ class TrialDesign(SpecFile):
 
         rates = ss.information_rates or [s / ss.stages[-1] for s in ss.stages]
         futility = None if ss.futility is None else [*ss.futility]
-        return group_sequential_design(rates, alpha=self.decision.alpha,
+        return group_sequential_design(rates, alpha=self.comparison_alpha,
                                        type_of_design={"obrien_fleming": "asOF", "pocock": "asP"}[ss.spending],
                                        futility=futility)

@@ -47,28 +47,65 @@ def chunk_stream(seed: int, scenario: int, chunk: int) -> np.random.Generator:
 def simulate_chunk(design_json: str, scenario: int, chunk: int) -> dict:
     """Simulate and analyse one chunk.
 
-    Returns {"truth": (R,) true effect on the analysis scale, "analyses": {analysis
-    name: {field: (R,) array}}}. A group-sequential design analyses every look and
-    reports each replicate at the look where it stopped.
+    Returns {"truth": {label: (R,) true effect on the analysis scale}, "analyses":
+    {label: {field: (R,) array}}}, one label per analysis and treatment-vs-control
+    comparison. A group-sequential design analyses every look and reports each
+    replicate at the look where it stopped.
     """
     design = TrialDesign.model_validate_json(design_json)
     R = min(design.chunk_size, design.replicates - chunk * design.chunk_size)
     rng = chunk_stream(design.seed, scenario, chunk)
     sc = design.scenarios[scenario]
-    effect = scenario_effects(design, sc, R, rng)
-    data = _patients(design, sc, natural_effect(design, effect)[:, None], R, rng)
-    truth = effect if _collapsible(design) else np.full(R, np.nan)
+    effects = arm_effects(design, sc, R, rng)  # (R, arms), analysis scale, control column 0
+    data = _patients(design, sc, natural_effect(design, effects), R, rng)
     dec = design.decision
-    common = {"alpha": dec.alpha, "sided": dec.sided, "direction": design.direction, "level": dec.interval}
+    alpha = design.comparison_alpha
+    common = {"alpha": alpha, "sided": dec.sided, "direction": design.direction, "level": dec.interval}
     gsd = _boundaries(design_json)
-    data["threshold"] = dec.threshold if dec.threshold is not None else 1 - dec.alpha
+    data["threshold"] = dec.threshold if dec.threshold is not None else 1 - alpha
     views = [_at_look(design, data, k) for k in range(len(design.looks))]
-    out = {}
-    for a in design.analyses:
-        per_look = [_analyse(a, v, common, R) for v in views]
+    out, truth = {}, {}
+    for label, a, j in design.analysis_labels():
+        per_look = [_analyse(a, _comparison(v, j, len(design.arms)), common, R) for v in views]
         res = per_look[0] if gsd is None else _sequential(per_look, gsd, design.direction)
-        out[a.name] = {k: np.asarray(res[k]) for k in FIELDS}
+        out[label] = {k: np.asarray(res[k]) for k in FIELDS}
+        truth[label] = effects[:, j] if _collapsible(design) else np.full(R, np.nan)
     return {"truth": truth, "analyses": out}
+
+
+def arm_effects(design: TrialDesign, sc, R: int, rng: np.random.Generator) -> np.ndarray:
+    """Each replicate's true effect of every arm vs control, on the analysis scale
+    (column 0, control, is 0): the scenario's effect (or a design-prior draw shared by
+    the arms), with named arms overridden by ``arm_effects``."""
+    base = scenario_effects(design, sc, R, rng)
+    out = np.zeros((R, len(design.arms)))
+    for j, arm in enumerate(design.arms[1:], start=1):
+        given = (sc.arm_effects or {}).get(arm.name)
+        if given is None:
+            out[:, j] = base
+        else:
+            out[:, j] = np.log(given) if _ratio_effect(design) else given
+    return out
+
+
+def _comparison(view: dict, j: int, n_arms: int) -> dict:
+    """One look's data restricted to control and treatment arm j (arm coded 0/1)."""
+    if n_arms == 2:
+        return view
+    if "summaries_by_arm" in view:
+        s_t, s_c = view["summaries_by_arm"][j], view["summaries_by_arm"][0]
+        return {**view, "summaries": {"n_t": s_t[0], "mean_t": s_t[1], "ss_t": s_t[2],
+                                      "n_c": s_c[0], "mean_c": s_c[1], "ss_c": s_c[2]}}
+    cols = np.flatnonzero((view["arm"] == 0) | (view["arm"] == j))
+    out = {**view, "arm": (view["arm"][cols] == j).astype(np.int8)}
+    for key in ("y", "score", "time", "event", "X"):
+        if key in view:
+            out[key] = view[key][:, cols]
+    if "entered" in view:
+        out["enrolled"] = view["entered"][:, cols].sum(axis=1)
+    if "covariates" in view:
+        out["covariates"] = lambda names: view["covariates"](names)[:, cols]
+    return out
 
 
 @functools.lru_cache(maxsize=16)
@@ -121,7 +158,8 @@ def _at_look(design: TrialDesign, data: dict, k: int) -> dict:
     """The data an analysis sees at look k: the first n_k patients, or for time to event
     the follow-up at the calendar time of the look's event count."""
     if "look_summaries" in data:
-        return {**data, "summaries": data["look_summaries"][k]}
+        return {**data, "summaries": data["look_summaries"][k]["pair"],
+                "summaries_by_arm": data["look_summaries"][k]["by_arm"]}
     if "raw_times" in data:
         look = design.looks[k]
         if look == 0:
@@ -219,27 +257,29 @@ def generator_family(design: TrialDesign) -> str:
     return GENERATOR_FAMILY[load_generator(design.patients.generator).family]
 
 
-def _patients(design: TrialDesign, sc, effect: np.ndarray, R: int, rng: np.random.Generator) -> dict:
-    """Simulated patients of R trials; ``effect`` (R, 1) on the natural scale."""
+def _patients(design: TrialDesign, sc, effects: np.ndarray, R: int, rng: np.random.Generator) -> dict:
+    """Simulated patients of R trials; ``effects`` (R, arms) on the natural scale
+    (control column: 0 for differences, 1 for ratios)."""
     arm = design.arm_vector()
     n = len(arm)
+    effect = effects[:, arm]  # (R, n): each patient's arm effect
     if _summaries_suffice(design):
         ep = design.endpoint
-        return {"look_summaries": _look_summaries(design, sc, effect, R, rng), "arm": arm,
+        return {"look_summaries": _look_summaries(design, sc, effects, R, rng), "arm": arm,
                 "family": ep.family.value, "sigma": ep.sd}
     if design.endpoint is not None:
         ep = design.endpoint
         if ep.family is Family.normal:
-            y = ep.control_mean + sc.control_shift + effect * arm + ep.sd * rng.standard_normal((R, n))
+            y = ep.control_mean + sc.control_shift + effect + ep.sd * rng.standard_normal((R, n))
         elif ep.family is Family.binary:
-            p = np.clip(ep.control_rate + sc.control_shift + effect * arm, 0.0, 1.0)  # prior draws may leave [0, 1]
+            p = np.clip(ep.control_rate + sc.control_shift + effect, 0.0, 1.0)  # prior draws may leave [0, 1]
             y = (rng.random((R, n)) < p).astype(np.int8)
         elif ep.family is Family.time_to_event:
-            hr = np.where(arm == 1, effect, 1.0) * np.exp(sc.control_shift)
+            hr = effect * np.exp(sc.control_shift)
             raw = survival.draw_times(R, arm, hr, hazard_model(ep), ep.accrual, ep.dropout_rate, rng)
             return {"raw_times": raw, "arm": arm}
         else:
-            rate = (ep.control_rate + sc.control_shift) * np.where(arm == 1, effect, 1.0)
+            rate = (ep.control_rate + sc.control_shift) * effect
             y = rng.poisson(rate * ep.exposure, size=(R, n))
         data = {"y": y, "arm": arm, "exposure": ep.exposure, "family": ep.family.value, "sigma": ep.sd}
         if design.external_control is not None:  # historical controls: no drift
@@ -249,7 +289,7 @@ def _patients(design: TrialDesign, sc, effect: np.ndarray, R: int, rng: np.rando
             else:
                 data["y_ext"] = (rng.random((R, m)) < ep.control_rate).astype(np.int8)
         return data
-    return _generator_patients(design, sc, effect, R, rng, arm)
+    return _generator_patients(design, sc, effect, R, rng, arm)  # effect: (R, n) per patient
 
 
 def _summaries_suffice(design: TrialDesign) -> bool:
@@ -261,21 +301,22 @@ def _summaries_suffice(design: TrialDesign) -> bool:
                     for a in design.analyses))
 
 
-def _look_summaries(design: TrialDesign, sc, effect: np.ndarray, R: int, rng) -> list[dict]:
+def _look_summaries(design: TrialDesign, sc, effect: np.ndarray, R: int, rng) -> list[dict]:  # effect (R, arms)
     """Cumulative per-arm n, mean and sum of squares at each look, from stage increments:
     a normal stage of m patients has mean ~ N(mu, sd^2/m) and within-stage sum of squares
     ~ sd^2 chi2(m - 1), independently; a binary stage has a binomial count."""
     ep = design.endpoint
     arm = design.arm_vector()
     looks = design.looks
-    mu = {0: np.full(R, ep.control_mean + sc.control_shift), 1: ep.control_mean + sc.control_shift + effect[:, 0]}
+    groups = range(effect.shape[1])
     if ep.family is Family.binary:
-        mu = {0: np.full(R, ep.control_rate + sc.control_shift),
-              1: np.clip(ep.control_rate + sc.control_shift + effect[:, 0], 0.0, 1.0)}
-    state = {g: (0, np.zeros(R), np.zeros(R)) for g in (0, 1)}  # n, mean, ss
+        mu = {g: np.clip(ep.control_rate + sc.control_shift + effect[:, g], 0.0, 1.0) for g in groups}
+    else:
+        mu = {g: ep.control_mean + sc.control_shift + effect[:, g] for g in groups}
+    state = {g: (0, np.zeros(R), np.zeros(R)) for g in groups}  # n, mean, ss
     out, start = [], 0
     for stop in looks:
-        for g in (0, 1):
+        for g in groups:
             m = int((arm[start:stop] == g).sum())
             n0, mean0, ss0 = state[g]
             if m == 0:
@@ -291,8 +332,8 @@ def _look_summaries(design: TrialDesign, sc, effect: np.ndarray, R: int, rng) ->
             ss1 = ss0 + m_ss + (m_mean - mean0) ** 2 * n0 * m / n1  # parallel-axis (Chan et al.)
             state[g] = (n1, mean1, ss1)
         start = stop
-        out.append({"n_t": state[1][0], "mean_t": state[1][1], "ss_t": state[1][2],
-                    "n_c": state[0][0], "mean_c": state[0][1], "ss_c": state[0][2]})
+        out.append({"by_arm": dict(state), "pair": {"n_t": state[1][0], "mean_t": state[1][1], "ss_t": state[1][2],
+                                                     "n_c": state[0][0], "mean_c": state[0][1], "ss_c": state[0][2]}})
     return out
 
 
@@ -319,9 +360,9 @@ def _generator_patients(design: TrialDesign, sc, effect: np.ndarray, R: int, rng
     family = GENERATOR_FAMILY[gen.family]
     sc_ = gen.meta["outcome_scale"]
     if family == "normal":
-        shift = (sc.control_shift + effect * arm) / sc_["y_sd"]  # outcome sd units, (R, n)
+        shift = (sc.control_shift + effect) / sc_["y_sd"]  # outcome sd units, (R, n)
     else:
-        shift = sc.control_shift + np.log(effect) * arm
+        shift = sc.control_shift + np.log(effect)
     fixed = gen.posterior_mean() if design.patients.parameters == "posterior_mean" else None
     draws = [gen.draw_trial(len(arm), shift[r], design.patients.study, rng, fixed) for r in range(R)]
     y = np.stack([d[1] for d in draws])
@@ -430,11 +471,13 @@ def calibrate(design: TrialDesign, ds: xr.Dataset) -> xr.Dataset:
 
     thresholds = np.full(ds.sizes["analysis"], np.nan)
     mcse = np.full(ds.sizes["analysis"], np.nan)
-    for i, a in enumerate(design.analyses):
+    for i, (_, a, _) in enumerate(design.analysis_labels()):
         if a.method not in BAYESIAN_METHODS and a.method is not Method.hybrid_power_prior:
             continue
         probs = ds.posterior_prob.isel(analysis=i)
-        cal = calibrate_threshold(probs.sel(scenario=scenario).values, design.decision.calibrate_to_alpha)
+        k = len(design.arms) - 1
+        target = design.decision.calibrate_to_alpha / (k if design.decision.multiplicity == "bonferroni" else 1)
+        cal = calibrate_threshold(probs.sel(scenario=scenario).values, target)
         thresholds[i], mcse[i] = cal.threshold, cal.mcse
         ds["decision"][:, i, :] = (probs > cal.threshold).astype(np.int8).values
     ds["threshold"] = ("analysis", thresholds)
@@ -445,23 +488,25 @@ def calibrate(design: TrialDesign, ds: xr.Dataset) -> xr.Dataset:
 
 def assemble(design: TrialDesign, chunks: dict) -> xr.Dataset:
     """Chunk results -> Dataset with dims (scenario, analysis, replicate)."""
-    S, A, R = len(design.scenarios), len(design.analyses), design.replicates
+    labels = [lab for lab, _, _ in design.analysis_labels()]
+    S, A, R = len(design.scenarios), len(labels), design.replicates
     arrays = {f: np.empty((S, A, R)) for f in FIELDS}
-    truth = np.empty((S, R))
+    truth = np.empty((S, A, R))
     for (s, c), res in chunks.items():
         lo = c * design.chunk_size
-        truth[s, lo:lo + len(res["truth"])] = res["truth"]
-        for a, an in enumerate(design.analyses):
+        for a, label in enumerate(labels):
+            v = res["truth"][label]
+            truth[s, a, lo:lo + len(v)] = v
             for f in FIELDS:
-                v = res["analyses"][an.name][f]
+                v = res["analyses"][label][f]
                 arrays[f][s, a, lo:lo + len(v)] = v
     ds = xr.Dataset(
         {f: (("scenario", "analysis", "replicate"), arrays[f]) for f in FIELDS},
-        coords={"scenario": [sc.name for sc in design.scenarios], "analysis": [a.name for a in design.analyses],
+        coords={"scenario": [sc.name for sc in design.scenarios], "analysis": labels,
                 "replicate": np.arange(R)},
     )
     ds["decision"] = ds["decision"].astype(np.int8)
-    ds["true_effect"] = (("scenario", "replicate"), truth)
+    ds["true_effect"] = (("scenario", "analysis", "replicate"), truth)
     ds.attrs.update({"design_yaml": design.to_yaml(), "design_sha256": design.hash(), "seed": design.seed,
                      "chunk_size": design.chunk_size, "replicates": R})
     return ds
@@ -494,7 +539,8 @@ class _Checkpoint:
     def save(self, key: tuple[int, int], result: dict) -> None:
         ds = xr.Dataset({f"{a}__{f}": ("replicate", v) for a, fields in result["analyses"].items()
                          for f, v in fields.items()})
-        ds["truth"] = ("replicate", result["truth"])
+        for label, v in result["truth"].items():
+            ds[f"{label}__truth"] = ("replicate", v)
         ds.attrs["design_sha256"] = self.design.hash()
         self.path.mkdir(parents=True, exist_ok=True)
         final = self.path / f"s{key[0]}_c{key[1]}.zarr"
@@ -513,9 +559,12 @@ class _Checkpoint:
                                  f"{str(ds.attrs.get('design_sha256'))[:12]}); remove it or run without --resume")
             s, c = (int(x[1:]) for x in store.name.removesuffix(".zarr").split("_"))
             res: dict = {}
+            truth: dict = {}
             for name in ds.data_vars:
-                if name != "truth":
-                    a, f = name.rsplit("__", 1)
+                a, f = name.rsplit("__", 1)
+                if f == "truth":
+                    truth[a] = ds[name].values
+                else:
                     res.setdefault(a, {})[f] = ds[name].values
-            out[(s, c)] = {"truth": ds["truth"].values, "analyses": res}
+            out[(s, c)] = {"truth": truth, "analyses": res}
         return out

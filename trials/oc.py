@@ -60,6 +60,14 @@ def operating_characteristics(results: xr.Dataset) -> xr.Dataset:
         out["threshold"] = results["threshold"]
         out["threshold_mcse"] = results["threshold_mcse"]
     out["prior_ess"] = results["prior_ess"].mean(dim)
+    labels = [str(a) for a in results.analysis.values]
+    if any(":" in a for a in labels):  # several treatment arms: family-wise decisions
+        families = sorted({a.split(":")[0] for a in labels})
+        fw = np.stack([(results["decision"].sel(analysis=[a for a in labels if a.split(":")[0] == f]) > 0)
+                       .any("analysis").mean(dim).values for f in families], axis=-1)
+        out["familywise_rejection"] = (("scenario", "family"), fw)
+        out["familywise_rejection_mcse"] = (("scenario", "family"), np.sqrt(fw * (1 - fw) / R))
+        out = out.assign_coords(family=families)
     out["n_replicates"] = xr.full_like(out["rejection_rate"], R, dtype=np.int64)
     out["true_effect"] = truth.mean(dim)  # the fixed effect, or the design prior's mean (assurance)
     out.attrs.update({k: v for k, v in results.attrs.items()})

@@ -68,7 +68,8 @@ def observe(raw: dict[str, np.ndarray], cutoff: dict) -> dict[str, np.ndarray]:
     time = np.minimum(follow, available)
     # compare calendar times, as the cut-off was found: cut - entry can round below follow
     event = (is_event & (entry + follow <= cut[:, None]) & (available > 0)).astype(np.int8)
-    return {"time": time, "event": event, "cutoff_time": cut, "enrolled": (entry < cut[:, None]).sum(axis=1)}
+    entered = entry < cut[:, None]
+    return {"time": time, "event": event, "cutoff_time": cut, "enrolled": entered.sum(axis=1), "entered": entered}
 
 
 def simulate_times(R: int, arm: np.ndarray, hazard_ratio: np.ndarray, model: dict, accrual: float,
