@@ -96,18 +96,18 @@ def test_negative_binomial_covariate_mean_and_variance():
 
 
 # ------------------------------------------------------------------------ survival
-def test_piecewise_inverse_inverts_the_cumulative_hazard():
-    """H0(_piecewise_inverse(target)) == target in every interval, the last (open) one too."""
+def testpiecewise_inverse_inverts_the_cumulative_hazard():
+    """H0(piecewise_inverse(target)) == target in every interval, the last (open) one too."""
     log_baseline = np.array([0.0, 0.4, -0.3, 0.8, -1.1])
     cuts = np.array([0.3, 0.7, 1.2, 2.0])
     target = np.concatenate([[0.0], np.linspace(1e-6, 6.0, 997), [25.0]])
-    t = kernels._piecewise_inverse(target, log_baseline, cuts)
+    t = kernels.piecewise_inverse(target, log_baseline, cuts)
     assert np.all(np.diff(t) > 0)  # strictly increasing hazard integral -> increasing times
     H = kernels.baseline_cumhaz("piecewise_exponential", t, {"log_baseline": log_baseline[None, :]}, cuts)[:, 0]
     # pure arithmetic (a sum of a few products), so only floating-point rounding remains
     np.testing.assert_allclose(H, target, rtol=0, atol=1e-10)
     # hand check: H0 at the first cut is 0.3 * e^0
-    assert kernels._piecewise_inverse(np.array([0.3]), log_baseline, cuts)[0] == pytest.approx(0.3, abs=1e-12)
+    assert kernels.piecewise_inverse(np.array([0.3]), log_baseline, cuts)[0] == pytest.approx(0.3, abs=1e-12)
 
 
 def test_weibull_times_follow_the_proportional_hazards_survival():

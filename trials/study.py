@@ -108,7 +108,7 @@ def fit_generator(
         tracking.log_metrics({"n_patients": missing.n_used, "n_dropped_missing": missing.n_dropped})
 
         log(f"fitting the generator: {spec.sampler.chains} chains x {spec.sampler.draws} draws (nutpie)")
-        gen = fit(rows, spec, seed, progress=progress, data_sha256=sha, check_contract=False)
+        gen = fit(df, spec, seed, progress=progress, data_sha256=sha, check_contract=False)  # fit selects the rows
         diag = mcmc_diagnostics(gen.posterior)
         gen.meta["diagnostics"] = diag
         gen.meta["mlflow_run_id"] = run.info.run_id

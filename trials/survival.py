@@ -30,11 +30,9 @@ def cumulative_hazard_inverse(target: np.ndarray, model: dict) -> np.ndarray:
         return target / model["rate"]
     if kind == "weibull":  # H(t) = rate * t^k, rate chosen so that the median matches
         return (target / model["rate"]) ** (1.0 / model["shape"])
-    cuts, hazards = np.asarray(model["cuts"], float), np.asarray(model["hazards"], float)
-    bounds = np.concatenate([[0.0], cuts])
-    at_bounds = np.concatenate([[0.0], np.cumsum(hazards[:-1] * np.diff(bounds))])
-    j = np.searchsorted(at_bounds, target, side="right") - 1
-    return bounds[j] + (target - at_bounds[j]) / hazards[j]
+    from virtual_patients.kernels import piecewise_inverse
+
+    return piecewise_inverse(target, np.log(np.asarray(model["hazards"], float)), np.asarray(model["cuts"], float))
 
 
 def draw_times(R: int, arm: np.ndarray, hazard_ratio: np.ndarray, model: dict, accrual: float,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import difflib
 import json
 import logging
-import math
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from virtual_patients.encoding import level_key
 from virtual_patients.spec import Covariate, CovariateType, GeneratorSpec, Outcome, OutcomeFamily
 
 if TYPE_CHECKING:
@@ -345,7 +345,7 @@ def _in_range(column: str, label: str, bounds: tuple[float, float]) -> Expectati
 def _in_levels(column: str, label: str, levels: list[Any]) -> Expectation:
     """Set membership by string form: `_prepare` maps the column to the same keys."""
     gxe = _import_gx().expectations
-    keys = [_level_key(level) for level in levels]
+    keys = [level_key(level) for level in levels]
     allowed = "{" + ", ".join(_show(key) for key in keys) + "}"
     return gxe.ExpectColumnValuesToBeInSet(
         column=column,
@@ -371,7 +371,7 @@ def _prepare(df: pd.DataFrame, spec: GeneratorSpec) -> tuple[pd.DataFrame, list[
     frame = df.loc[:, ~df.columns.duplicated()][present].reset_index(drop=True)
     for name in _level_columns(spec):
         if name in frame.columns:
-            frame[name] = frame[name].astype(object).map(_level_key, na_action="ignore")
+            frame[name] = frame[name].astype(object).map(level_key, na_action="ignore")
     for name in _numeric_columns(spec):
         if name in frame.columns and _all_numbers(frame[name]):
             # Python numbers in an object column (mixed int/float, or None for missing)
@@ -396,17 +396,6 @@ def _numeric_columns(spec: GeneratorSpec) -> list[str]:
     if spec.outcome.survival:
         names.append(spec.outcome.time)
     return names
-
-
-def _level_key(value: Any) -> str:
-    """String form of a level, so that 1, 1.0, "1" and True/1 compare equal."""
-    if isinstance(value, (bool, np.bool_)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
-        return str(int(value))
-    if isinstance(value, np.generic):
-        return str(value.item())
-    return str(value)
 
 
 def _all_numbers(column: pd.Series) -> bool:

@@ -66,7 +66,7 @@ class Encoder:
     def codes(self, values: pd.Series) -> np.ndarray:
         """Integer level codes (binary/categorical); -1 for values outside the levels."""
         lookup = {str(v): i for i, v in enumerate(self.levels)}
-        return values.map(lambda v: lookup.get(_level_key(v), -1)).to_numpy(dtype=np.int64)
+        return values.map(lambda v: lookup.get(level_key(v), -1)).to_numpy(dtype=np.int64)
 
     def design(self, values: pd.Series) -> np.ndarray:
         """Design columns, shape (n, width)."""
@@ -129,11 +129,16 @@ def distributional_scores(x: np.ndarray, enc: Encoder, seed: int) -> np.ndarray:
     return (special.ndtri(u) - enc.mean) / enc.sd
 
 
-def _level_key(v: object) -> str:
-    # 1, 1.0 and "1" name the same level (CSV round trips turn ints into floats)
-    if isinstance(v, float | np.floating) and float(v).is_integer():
-        return str(int(v))
-    return str(v)
+def level_key(value: object) -> str:
+    """String form of a level, so that 1, 1.0, "1" and True compare equal (CSV round trips
+    turn integers into floats). The data contract and the encoders share it."""
+    if isinstance(value, bool | np.bool_):
+        return str(int(value))
+    if isinstance(value, float | np.floating) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, np.generic):
+        return str(value.item())
+    return str(value)
 
 
 def _transform(x: np.ndarray, kind: str) -> np.ndarray:
@@ -159,9 +164,9 @@ def learn_encoders(df: pd.DataFrame, spec: GeneratorSpec) -> list[Encoder]:
         col = df[cov.name]
         if cov.type in (CovariateType.binary, CovariateType.categorical):
             if cov.levels is not None:
-                levels = [_level_key(v) for v in cov.levels]
+                levels = [level_key(v) for v in cov.levels]
             else:
-                levels = sorted({_level_key(v) for v in col}, key=_natural_key)
+                levels = sorted({level_key(v) for v in col}, key=_natural_key)
             if cov.type is CovariateType.binary and len(levels) != 2:
                 raise ValueError(f"binary covariate '{cov.name}' has {len(levels)} distinct values {levels}; "
                                  "declare its two levels in the spec")

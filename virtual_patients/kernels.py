@@ -156,11 +156,11 @@ def outcome_from_noise(family: str, eta: np.ndarray, noise: np.ndarray, params: 
     theta = params.get("frailty_var")
     target = (np.expm1(theta * noise) / theta if theta is not None else noise) * np.exp(-eta)
     if family == "piecewise_exponential":
-        return _piecewise_inverse(target, params["log_baseline"], cuts)
+        return piecewise_inverse(target, params["log_baseline"], cuts)
     return target ** (1.0 / params["shape"])
 
 
-def _piecewise_inverse(target: np.ndarray, log_baseline: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+def piecewise_inverse(target: np.ndarray, log_baseline: np.ndarray, cuts: np.ndarray) -> np.ndarray:
     """t with H0(t) = target for a piecewise-constant baseline hazard."""
     h = np.exp(log_baseline)
     bounds = np.concatenate([[0.0], cuts])
