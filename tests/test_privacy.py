@@ -113,20 +113,35 @@ def test_copied_rows_are_counted_and_the_gate_writes_nothing(tmp_path):
     assert m["exact_copy_share"] == pytest.approx(20 / 500, abs=0)
     assert (m["n_synthetic"], m["n_train"], m["n_holdout"], m["n_compared"]) == (500, 500, 500, 500)
 
+    assert m["holdout_exact_copies"] == 0 and m["exact_copy_excess"] == pytest.approx(20 / 500, abs=0)
     reasons = release_gate(m, ReleaseLimits())
-    assert any(r.startswith("exact_copies = 20 > max_exact_copies = 0") for r in reasons)
+    assert any(r.startswith("exact copies of training records: 20 synthetic rows (4.0%), 4.0% beyond") for r in reasons)
     out = tmp_path / "cohort.csv"
     with pytest.raises(PrivacyGateError) as err:
         export_cohort(synth, out, m, ReleaseLimits())
-    assert err.value.reasons == reasons and "exact_copies = 20" in str(err.value)
+    assert err.value.reasons == reasons and "20 synthetic rows" in str(err.value)
     assert not out.exists() and list(tmp_path.iterdir()) == []  # not even a temporary file
 
     # a copy that differs by one recorded unit is not an exact copy
     shifted = synth.copy()
     shifted.loc[480:, "age"] += 1.0
     assert exact_copies(shifted, train, COLS).sum() == 0
-    # an allowance of 20 copies lets this cohort's copies through
-    assert not any(r.startswith("exact_copies") for r in release_gate(m, ReleaseLimits(max_exact_copies=20)))
+    # an allowance of 4% excess copies lets this cohort's copies through; an absolute cap of 19 does not
+    assert not any(r.startswith("exact") for r in release_gate(m, ReleaseLimits(max_exact_copy_excess=0.04)))
+    assert any(r.startswith("exact_copies = 20 > max_exact_copies = 19")
+               for r in release_gate(m, ReleaseLimits(max_exact_copy_excess=0.04, max_exact_copies=19)))
+
+
+def test_chance_coincidences_of_real_patients_are_not_copies():
+    """On coarse data real held-out patients match training records too: only the excess counts."""
+    rng = np.random.default_rng(3)
+    coarse = lambda n: pd.DataFrame({"a": rng.integers(0, 3, n).astype(float), "b": rng.integers(0, 2, n)})  # noqa: E731
+    cols = {"a": "count", "b": "binary"}
+    synth, train, holdout = coarse(300), coarse(300), coarse(300)
+    m = privacy_metrics(synth, train, holdout, cols, seed=0)
+    # 6 cells, all present in 300 training rows: every row of every table is a "copy"
+    assert m["exact_copy_share"] == 1.0 and m["holdout_copy_share"] == 1.0 and m["exact_copy_excess"] == 0.0
+    assert not any(r.startswith("exact") for r in release_gate(m, ReleaseLimits()))
 
 
 def test_independent_draws_show_no_leak_and_are_exported(tmp_path):
@@ -198,7 +213,8 @@ def test_limits_forbid_unknown_fields_and_gate_needs_its_metrics():
         ReleaseLimits(max_membership_auc=1.5)
     with pytest.raises(ValueError, match="dcr_ratio"):
         release_gate({"exact_copies": 0, "share_closer_to_train": 0.5, "membership_inference_auc": 0.5})
-    ok = {"exact_copies": 0, "share_closer_to_train": 0.5, "membership_inference_auc": 0.5, "dcr_ratio": 1.0}
+    ok = {"exact_copies": 0, "exact_copy_share": 0.0, "holdout_copy_share": 0.0, "exact_copy_excess": 0.0,
+          "share_closer_to_train": 0.5, "membership_inference_auc": 0.5, "dcr_ratio": 1.0}
     assert release_gate(ok) == []
     assert release_gate(ok | {"dcr_ratio": float("nan")})[0].startswith("dcr_ratio is not a number")
     # limits are inclusive: a value on the limit passes
@@ -206,7 +222,8 @@ def test_limits_forbid_unknown_fields_and_gate_needs_its_metrics():
 
 
 def test_metrics_of_another_cohort_are_refused(tmp_path):
-    ok = {"exact_copies": 0, "share_closer_to_train": 0.5, "membership_inference_auc": 0.5, "dcr_ratio": 1.0,
+    ok = {"exact_copies": 0, "exact_copy_share": 0.0, "holdout_copy_share": 0.0, "exact_copy_excess": 0.0,
+          "share_closer_to_train": 0.5, "membership_inference_auc": 0.5, "dcr_ratio": 1.0,
           "n_synthetic": 10}
     with pytest.raises(PrivacyGateError, match="another cohort"):
         export_cohort(TRAIN6, tmp_path / "x.csv", ok)
@@ -214,7 +231,8 @@ def test_metrics_of_another_cohort_are_refused(tmp_path):
 
 
 def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
-    ok = {"exact_copies": 0, "share_closer_to_train": 0.5, "membership_inference_auc": 0.5, "dcr_ratio": 1.0}
+    ok = {"exact_copies": 0, "exact_copy_share": 0.0, "holdout_copy_share": 0.0, "exact_copy_excess": 0.0,
+          "share_closer_to_train": 0.5, "membership_inference_auc": 0.5, "dcr_ratio": 1.0}
     out = tmp_path / "cohort.csv"
 
     def half_then_fail(self, fh, **kw):

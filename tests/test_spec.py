@@ -68,4 +68,5 @@ def test_examples_pass_their_contract(name):
     rows = select_rows(example_data(name), spec)
     result = check_data(rows, spec)
     assert result.success, result.report()
-    assert len(rows) == {"gbsg": 440, "rotterdam": 2091, "indo_rct": 307, "anorexia": 26}[name]
+    assert len(rows) == {"gbsg": 440, "rotterdam": 2091, "indo_rct": 307, "anorexia": 26,
+                         "gbsg_rotterdam_coded": 440}[name]

@@ -104,7 +104,10 @@ def cmd_schema(args) -> int:
 
     from trials.design import TrialDesign
 
-    models = {"generator": GeneratorSpec, "effect": TreatmentEffect, "design": TrialDesign}
+    from validation.plan import CredibilityPlan
+
+    models = {"generator": GeneratorSpec, "effect": TreatmentEffect, "design": TrialDesign,
+              "plan": CredibilityPlan}
     print(json.dumps(models[args.name].model_json_schema(), indent=2))
     return 0
 
@@ -141,6 +144,60 @@ def cmd_oc(args) -> int:
         print(table.reset_index().to_json(orient="records", indent=2))
     else:
         print(table.round(4).to_string())
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from trials.credibility import validate_study
+
+    con = _console()
+    con.rule(f"[bold]insilico validate[/] {args.plan}")
+    res = validate_study(args.plan, Path(args.out), progress=not args.no_progress,
+                         log=lambda m: con.print(f"[bold]·[/] {m}"), register=not args.no_register)
+    _print_assessment(con, res.assessment, res.records)
+    con.print(f"evidence: {res.out_dir / 'records.json'}; assessment: {res.out_dir / 'assessment.json'}; "
+              f"MLflow run {res.run_id}")
+    return 0
+
+
+def _print_assessment(con, assessment: dict, records: list) -> None:
+    from rich.table import Table
+
+    colour = {"met": "green", "partly met": "yellow", "not met": "red", "no evidence": "red"}
+    for sm in assessment["sub_models"]:
+        t = Table(title=f"{sm['title']}: " + {True: "adequate", False: "NOT adequate", None: "not assessed"}[
+            sm["adequate"]], show_lines=False)
+        for col in ("factor", "level", "achieved", "gaps"):
+            t.add_column(col, overflow="fold")
+        for f in sm["factors"]:
+            if f["level"] == "not assessed":
+                continue
+            c = colour.get(f["level"], "white")
+            t.add_row(f["factor"], f"[{c}]{f['level']}[/]", f["achieved"], "; ".join(f["gaps"]))
+        con.print(t)
+    o = assessment["overall"]
+    con.print(("[green]" if o["adequate"] else "[red]") + o["summary"] + "[/]")
+    blank = [k for k, v in assessment["judgements"].items() if v is None]
+    if blank:
+        con.print(f"judgements for a person to record (insilico sign RUN_ID --field ...): {', '.join(blank)}")
+
+
+def cmd_validate_twin(args) -> int:
+    from trials.credibility import validate_twin
+
+    con = _console()
+    res = validate_twin(args.predictions, args.observed, args.plan, Path(args.out),
+                        log=lambda m: con.print(f"[bold]·[/] {m}"))
+    _print_assessment(con, res.assessment, res.records)
+    con.print(f"evidence: {res.out_dir / 'records.json'}; MLflow run {res.run_id}")
+    return 0
+
+
+def cmd_sign(args) -> int:
+    from trials.credibility import sign
+
+    field = sign(args.run_id, args.field, args.text, args.by)
+    _console().print(f"recorded {args.field!r} by {field['by']} at {field['at']} in MLflow run {args.run_id}")
     return 0
 
 
@@ -190,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_twins)
 
     e = sub.add_parser("example", help="export a bundled real data set and its spec")
-    e.add_argument("name", choices=["gbsg", "rotterdam", "indo_rct", "anorexia"])
+    e.add_argument("name", choices=sorted(__import__("virtual_patients.examples", fromlist=["EXAMPLES"]).EXAMPLES))
     e.add_argument("--out", required=True, help="folder to write <name>.csv and <name>.yaml")
     e.set_defaults(func=cmd_example)
 
@@ -211,8 +268,29 @@ def build_parser() -> argparse.ArgumentParser:
     o.set_defaults(func=cmd_oc)
 
     sc = sub.add_parser("schema", help="print the JSON Schema of a spec")
-    sc.add_argument("name", choices=["generator", "effect", "design"])
+    sc.add_argument("name", choices=["generator", "effect", "design", "plan"])
     sc.set_defaults(func=cmd_schema)
+
+    v = sub.add_parser("validate", help="run the V&V checks of a credibility plan and assess them (MLflow)")
+    v.add_argument("plan", help="credibility plan (YAML; 'insilico schema plan')")
+    v.add_argument("--out", default="validation_output", help="folder for evidence, figures and the generator")
+    v.add_argument("--no-register", action="store_true", help="do not register the generator in MLflow")
+    v.add_argument("--no-progress", action="store_true")
+    v.set_defaults(func=cmd_validate)
+
+    vt = sub.add_parser("validate-twin", help="validate a digital twin's predictions against observed outcomes")
+    vt.add_argument("--predictions", required=True, help="CSV: id column + predicted value")
+    vt.add_argument("--observed", required=True, help="CSV: id column + observed value")
+    vt.add_argument("--plan", required=True, help="credibility plan with a `twin` section and twin_* goals")
+    vt.add_argument("--out", default="twin_validation", help="folder for evidence and figures")
+    vt.set_defaults(func=cmd_validate_twin)
+
+    sg = sub.add_parser("sign", help="record a judgement (e.g. reviewer sign-off) on a validation run")
+    sg.add_argument("run_id", help="MLflow run id of an 'insilico validate' run")
+    sg.add_argument("--field", required=True, help="judgement field named in the plan (e.g. reviewer_signoff)")
+    sg.add_argument("--text", required=True, help="the judgement, in words")
+    sg.add_argument("--by", required=True, help="who records it (name, role)")
+    sg.set_defaults(func=cmd_sign)
 
     d = sub.add_parser("demo", help="the main job on embedded defaults: real data -> generator -> synthetic control arm and twins")
     d.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
@@ -236,9 +314,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from trials.study import InputError
     from validation.contract import DataContractError
     from virtual_patients.generator import GeneratorLoadError
+    from validation.plan import PlanError
     from virtual_patients.spec import SpecError
 
-    return (SpecError, InputError, DataContractError, GeneratorLoadError, ValueError, FileNotFoundError)
+    return (SpecError, PlanError, InputError, DataContractError, GeneratorLoadError, ValueError, FileNotFoundError)
 
 
 def main(argv: list[str] | None = None) -> int:

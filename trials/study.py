@@ -86,7 +86,7 @@ def fit_generator(
 
     tracking.setup()
     name = model_name or f"generator-{Path(spec_path).stem}"
-    with mlflow.start_run(run_name=f"fit {Path(spec_path).stem}") as run:
+    with mlflow.start_run(run_name=f"fit {Path(spec_path).stem}", nested=mlflow.active_run() is not None) as run:
         mlflow.set_tags({"stage": "fit_generator", "seed": str(seed)})
         tracking.log_versions(_versions())
         tracking.log_spec(spec.to_yaml(), spec.hash())
@@ -195,7 +195,8 @@ def simulate_design(
     out = Path(out)
     checkpoint = out.with_name(out.name + ".chunks")
     tracking.setup()
-    with mlflow.start_run(run_name=f"simulate {Path(design_path).stem}") as run_:
+    with mlflow.start_run(run_name=f"simulate {Path(design_path).stem}",
+                          nested=mlflow.active_run() is not None) as run_:
         from trials.bayesian import resolve_map_priors
 
         design, derived = resolve_map_priors(design, log=log)

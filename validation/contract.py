@@ -79,6 +79,8 @@ class ContractResult:
         Rows in the checked frame.
     gx_result : dict
         The GX suite validation result as a JSON-serialisable dict.
+    title : str
+        What was checked, as the report's first words (other suites reuse this type).
     """
 
     success: bool
@@ -86,6 +88,28 @@ class ContractResult:
     missingness: dict[str, float]
     n_rows: int
     gx_result: dict
+    title: str = "Data contract"
+
+    def to_dict(self) -> dict:
+        """The result as plain data for an evidence artifact.
+
+        Non-finite numbers (an offending ``inf`` quoted by GX, say) become the strings
+        ``"nan"``, ``"inf"`` and ``"-inf"``, so that `to_json` is strict JSON.
+        """
+        return _finite_json(
+            {
+                "title": self.title,
+                "success": self.success,
+                "n_rows": self.n_rows,
+                "failures": list(self.failures),
+                "missingness": dict(self.missingness),
+                "gx_result": self.gx_result,
+            }
+        )
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """`to_dict` as strict JSON text (no NaN or Infinity literals)."""
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False, default=_json_default)
 
     def report(self) -> str:
         """Return a multi-line summary listing every failure and the missingness.
@@ -98,10 +122,10 @@ class ContractResult:
         stats = self.gx_result.get("statistics", {})
         total = stats.get("evaluated_expectations", 0)
         if self.success:
-            head = f"Data contract passed: {total} expectations on {_rows(self.n_rows)}."
+            head = f"{self.title} passed: {total} expectations on {_rows(self.n_rows)}."
         else:
             head = (
-                f"Data contract FAILED on {_rows(self.n_rows)}: {len(self.failures)} problem(s); "
+                f"{self.title} FAILED on {_rows(self.n_rows)}: {len(self.failures)} problem(s); "
                 f"{stats.get('unsuccessful_expectations', 0)} of {total} expectations failed."
             )
         lines = [head, *(f"  - {failure}" for failure in self.failures)]
@@ -110,6 +134,25 @@ class ContractResult:
             lines.append("Missing values per column:")
             lines += [f"  {name:<{width}}  {share:6.1%}" for name, share in self.missingness.items()]
         return "\n".join(lines)
+
+
+def _finite_json(value: Any) -> Any:
+    """`value` with every non-finite float replaced by its text and containers copied."""
+    if isinstance(value, dict):
+        return {str(k): _finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_json(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else str(float(value))
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
 
 
 # ---------------------------------------------------------------------------- public API
@@ -198,8 +241,31 @@ def enforce(df: pd.DataFrame, spec: GeneratorSpec) -> ContractResult:
 # ------------------------------------------------------------------ suite construction
 def _expectations(spec: GeneratorSpec) -> list[Expectation]:
     """All expectations of the contract, in reporting order."""
-    gxe = _import_gx().expectations
     labels = _labels(spec)
+    missing = {name: _not_null(name, label) for name, label in labels.items()}
+    for covariate in spec.covariates:
+        missing[covariate.name] = _at_most_missing(
+            covariate.name,
+            labels[covariate.name],
+            spec.max_missing,
+            f"at most {spec.max_missing * 100:g}% missing values allowed",
+        )
+    return _spec_expectations(spec, labels, missing, _spec_bounds(spec))
+
+
+def _spec_expectations(
+    spec: GeneratorSpec,
+    labels: dict[str, str],
+    missing: dict[str, Expectation],
+    bounds: dict[str, tuple[float, float]],
+) -> list[Expectation]:
+    """Presence, missingness, type, level and range expectations of every spec column.
+
+    `missing` holds the missingness expectation of each column and `bounds` the range of
+    each numeric column that has one (the contract and the virtual-cohort suite differ
+    only in these two); everything else follows from the spec.
+    """
+    gxe = _import_gx().expectations
     found = [
         gxe.ExpectTableRowCountToBeBetween(
             min_value=1, meta=_meta("table", "must have at least 1 row", _NEEDS_NOTHING)
@@ -211,7 +277,7 @@ def _expectations(spec: GeneratorSpec) -> list[Expectation]:
     ]
     for key in (spec.id, spec.study):
         if key is not None:
-            found.append(_not_null(key, labels[key]))
+            found.append(missing[key])
     if spec.id is not None:
         found.append(
             gxe.ExpectColumnValuesToBeUnique(
@@ -219,9 +285,22 @@ def _expectations(spec: GeneratorSpec) -> list[Expectation]:
             )
         )
     for covariate in spec.covariates:
-        found += _covariate_expectations(covariate, labels[covariate.name], spec.max_missing)
-    found += _outcome_expectations(spec.outcome, labels)
+        found.append(missing[covariate.name])
+        found += _covariate_expectations(covariate, labels[covariate.name], bounds.get(covariate.name))
+    found += [missing[name] for name in spec.outcome.columns]
+    found += _outcome_expectations(spec.outcome, labels, bounds)
     return found
+
+
+def _spec_bounds(spec: GeneratorSpec) -> dict[str, tuple[float, float]]:
+    """The spec's plausible range of each numeric column that has one."""
+    numeric = (CovariateType.continuous, CovariateType.count)
+    bounds = {c.name: c.range for c in spec.covariates if c.range is not None and c.type in numeric}
+    outcome = spec.outcome
+    if outcome.range is not None and outcome.family is not OutcomeFamily.bernoulli:
+        # The plausible range of a survival outcome is that of its follow-up time.
+        bounds[outcome.time if outcome.survival else outcome.column] = outcome.range
+    return bounds
 
 
 def _labels(spec: GeneratorSpec) -> dict[str, str]:
@@ -240,20 +319,23 @@ def _labels(spec: GeneratorSpec) -> dict[str, str]:
     return labels
 
 
-def _covariate_expectations(covariate: Covariate, label: str, max_missing: float) -> list[Expectation]:
-    """Missingness, type, level and range expectations of one covariate."""
+def _at_most_missing(column: str, label: str, max_missing: float, rule: str) -> Expectation:
+    """At most a share `max_missing` of the column may be missing."""
     gxe = _import_gx().expectations
-    name = covariate.name
     # round() keeps 1 - 0.9 at 0.1 rather than 0.09999999999999998, so that a column
     # sitting exactly at the limit gets the same verdict as the stated percentage.
-    mostly = round(1.0 - max_missing, 12)
-    found = [
-        gxe.ExpectColumnValuesToNotBeNull(
-            column=name,
-            mostly=mostly,
-            meta=_meta(label, f"at most {max_missing * 100:g}% missing values allowed", _NEEDS_COLUMN),
-        )
-    ]
+    return gxe.ExpectColumnValuesToNotBeNull(
+        column=column, mostly=round(1.0 - max_missing, 12), meta=_meta(label, rule, _NEEDS_COLUMN)
+    )
+
+
+def _covariate_expectations(
+    covariate: Covariate, label: str, bounds: tuple[float, float] | None
+) -> list[Expectation]:
+    """Type, level and range expectations of one covariate (missingness is separate)."""
+    gxe = _import_gx().expectations
+    name = covariate.name
+    found = []
     kind = covariate.type
     if kind in (CovariateType.continuous, CovariateType.count):
         found.append(_numeric(name, label))
@@ -269,14 +351,16 @@ def _covariate_expectations(covariate: Covariate, label: str, max_missing: float
                 meta=_meta(label, "a binary covariate takes at most 2 distinct values", _NEEDS_COLUMN),
             )
         )
-    if covariate.range is not None and kind in (CovariateType.continuous, CovariateType.count):
-        found.append(_in_range(name, label, covariate.range))
+    if bounds is not None and kind in (CovariateType.continuous, CovariateType.count):
+        found.append(_in_range(name, label, bounds))
     return found
 
 
-def _outcome_expectations(outcome: Outcome, labels: dict[str, str]) -> list[Expectation]:
-    """Completeness and value expectations of the outcome column(s)."""
-    found = [_not_null(name, labels[name]) for name in outcome.columns]
+def _outcome_expectations(
+    outcome: Outcome, labels: dict[str, str], bounds: dict[str, tuple[float, float]]
+) -> list[Expectation]:
+    """Value expectations of the outcome column(s) (missingness is separate)."""
+    found = []
     family, column = outcome.family, outcome.column
     if outcome.survival:
         found += _survival_expectations(outcome.time, outcome.event, labels)
@@ -286,10 +370,9 @@ def _outcome_expectations(outcome: Outcome, labels: dict[str, str]) -> list[Expe
         found.append(_numeric(column, labels[column]))
     if family is OutcomeFamily.poisson:
         found.append(_non_negative_integer(column, labels[column]))
-    # The plausible range of a survival outcome is that of its follow-up time.
     ranged = outcome.time if outcome.survival else column
-    if outcome.range is not None and family is not OutcomeFamily.bernoulli:
-        found.append(_in_range(ranged, labels[ranged], outcome.range))
+    if ranged in bounds and family is not OutcomeFamily.bernoulli:
+        found.append(_in_range(ranged, labels[ranged], bounds[ranged]))
     return found
 
 
@@ -457,8 +540,19 @@ def _import_gx():
     return gx
 
 
-def _run_suite(frame: pd.DataFrame, expectations: list[Expectation]) -> dict:
-    """Validate `frame` with `expectations` in a fresh ephemeral context; return the result dict."""
+def _run_suite(
+    frame: pd.DataFrame,
+    expectations: list[Expectation],
+    name: str = "generator_data_contract",
+    source: str = "generator_data",
+    asset: str = "patients",
+) -> dict:
+    """Validate `frame` with `expectations` in a fresh ephemeral context; return the result dict.
+
+    `name` names the suite and validation, `source` and `asset` the GX data source and
+    asset (together the ``batch_id`` of every result), so that the results of several
+    tables kept side by side can be told apart.
+    """
     gx = _import_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -467,15 +561,13 @@ def _run_suite(frame: pd.DataFrame, expectations: list[Expectation]) -> dict:
     context = gx.get_context(mode="ephemeral")
     # GX draws tqdm "Calculating Metrics" bars on stderr unless told not to.
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    suite = context.suites.add(gx.ExpectationSuite(name="generator_data_contract", expectations=expectations))
+    suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
     batch = (
-        context.data_sources.add_pandas("generator_data")
-        .add_dataframe_asset("patients")
+        context.data_sources.add_pandas(source)
+        .add_dataframe_asset(asset)
         .add_batch_definition_whole_dataframe("whole_frame")
     )
-    validation = context.validation_definitions.add(
-        gx.ValidationDefinition(name="generator_data_contract", data=batch, suite=suite)
-    )
+    validation = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
     # SUMMARY: counts plus up to 20 example values per failure, not every unexpected row.
     result = validation.run(batch_parameters={"dataframe": frame}, result_format=gx.ResultFormat.SUMMARY)
     gx_result = result.to_json_dict()

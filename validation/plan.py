@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from validation.evidence import FACTORS, SUB_MODELS, Threshold
+from validation.privacy import ReleaseLimits
 
 RISK_RULE = ("levels low/medium/high score 1/2/3; model risk = influence + consequence - 1 "
              "(1 = lowest, 5 = highest; V&V 40 risk matrix)")
@@ -175,6 +176,8 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "twin_specificity": ("Output comparison", "in vivo validation", "specificity at the plan's first threshold"),
     # privacy of released cohorts (outside V&V 40: a release gate)
     "exact_copies": ("Privacy of released cohorts", "data protection", "virtual rows identical to a training row"),
+    "exact_copy_excess": ("Privacy of released cohorts", "data protection",
+                          "share of virtual rows copying a training row beyond the held-out patients' chance rate"),
     "share_closer_to_train": ("Privacy of released cohorts", "data protection",
                               "share of virtual rows closer to training than to holdout rows"),
     "membership_inference_auc": ("Privacy of released cohorts", "data protection",
@@ -297,14 +300,9 @@ class TwinPlan(_Strict):
 class SubModel(_Strict):
     description: str = ""
     design: str | None = Field(None, description="trial design YAML (trial/decision model), relative to the plan")
+    analyses: list[str] | None = Field(None, description="analyses of the design whose operating characteristics "
+                                       "are graded (default: all)")
     goals: list[Goal] = Field(default_factory=list)
-
-
-class PrivacyLimits(_Strict):
-    max_exact_copies: int = 0
-    max_share_closer_to_train: float = 0.6
-    max_membership_auc: float = 0.6
-    min_dcr_ratio: float = 0.8
 
 
 JUDGEMENTS = ("clinical_relevance_of_margins", "adequacy_of_comparator", "reviewer_signoff")
@@ -327,7 +325,7 @@ class CredibilityPlan(_Strict):
     twin: TwinPlan | None = None
     equivalence: Equivalence = Equivalence()
     verification: Verification = Verification()
-    privacy: PrivacyLimits = PrivacyLimits()
+    privacy: ReleaseLimits = Field(default_factory=ReleaseLimits, description="the release gate for synthetic cohorts")
     sub_models: dict[str, SubModel]
     judgements: list[str] = Field(default_factory=lambda: list(JUDGEMENTS),
                                   description="fields a person must fill (insilico sign); never filled by software")

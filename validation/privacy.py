@@ -48,7 +48,11 @@ class ReleaseLimits(BaseModel):
     """Pre-set privacy limits a synthetic cohort must meet before it leaves the analysis."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    max_exact_copies: int = Field(0, ge=0)
+    # Real patients coincide with one another on low-resolution data (ages in years,
+    # scores in half points, binary flags): the gate limits copies *beyond* the rate at
+    # which held-out real patients match a training record. An absolute cap is optional.
+    max_exact_copy_excess: float = Field(0.0, ge=0, le=1)
+    max_exact_copies: int | None = Field(None, ge=0)
     max_share_closer_to_train: float = Field(0.6, ge=0, le=1)
     max_membership_auc: float = Field(0.6, ge=0, le=1)
     min_dcr_ratio: float = Field(0.8, ge=0)
@@ -231,6 +235,9 @@ def privacy_metrics(synthetic: pd.DataFrame, train: pd.DataFrame, holdout: pd.Da
     - ``share_closer_to_train``: share of synthetic rows nearer to the training set than
       to a holdout set of equal size (the larger of the two subsampled, seeded), ties
       counted ½; 0.5 when the generator has not seen the training patients.
+    - ``exact_copies`` / ``exact_copy_share``: synthetic rows equal to a training row at
+      the data's resolution; ``holdout_copy_share`` the same for held-out real patients
+      (chance coincidences on low-resolution data); ``exact_copy_excess`` the difference.
     - ``membership_inference_auc``: attacker scores a candidate by −DCR(candidate→synthetic);
       members = training rows, non-members = holdout rows (same equal-sized samples); ROC
       AUC, 0.5 = no leakage (the DCR attack of synthcity / SynthEval).
@@ -260,6 +267,7 @@ def privacy_metrics(synthetic: pd.DataFrame, train: pd.DataFrame, holdout: pd.Da
     auc = float(roc_auc_score(labels, score))
 
     copies = int(exact_copies(synthetic, train, columns).sum())
+    holdout_copies = int(exact_copies(holdout, train, columns).sum())
     return {
         "dcr_synthetic_train_median": med_s,
         "dcr_holdout_train_median": med_h,
@@ -267,6 +275,9 @@ def privacy_metrics(synthetic: pd.DataFrame, train: pd.DataFrame, holdout: pd.Da
         "share_closer_to_train": closer,
         "exact_copies": copies,
         "exact_copy_share": copies / len(xs),
+        "holdout_exact_copies": holdout_copies,
+        "holdout_copy_share": holdout_copies / len(xh),
+        "exact_copy_excess": copies / len(xs) - holdout_copies / len(xh),
         "membership_inference_auc": auc,
         "n_synthetic": len(xs),
         "n_train": len(xt),
@@ -276,7 +287,8 @@ def privacy_metrics(synthetic: pd.DataFrame, train: pd.DataFrame, holdout: pd.Da
     }
 
 
-_GATE_KEYS = ("exact_copies", "share_closer_to_train", "membership_inference_auc", "dcr_ratio")
+_GATE_KEYS = ("exact_copies", "exact_copy_excess", "exact_copy_share", "holdout_copy_share",
+              "share_closer_to_train", "membership_inference_auc", "dcr_ratio")
 
 
 def release_gate(metrics: dict, limits: ReleaseLimits | None = None) -> list[str]:
@@ -290,7 +302,11 @@ def release_gate(metrics: dict, limits: ReleaseLimits | None = None) -> list[str
         raise ValueError(f"metrics lack {missing}; compute them with privacy_metrics")
     v = {k: float(metrics[k]) for k in _GATE_KEYS}
     reasons = [f"{k} is not a number, so the limit cannot be shown to hold" for k in _GATE_KEYS if np.isnan(v[k])]
-    if v["exact_copies"] > limits.max_exact_copies:
+    if v["exact_copy_excess"] > limits.max_exact_copy_excess:
+        reasons.append(f"exact copies of training records: {int(v['exact_copies'])} synthetic rows "
+                       f"({v['exact_copy_share']:.1%}), {v['exact_copy_excess']:.1%} beyond the rate at which held-out "
+                       f"real patients match one ({v['holdout_copy_share']:.1%}); limit {limits.max_exact_copy_excess:.1%}")
+    if limits.max_exact_copies is not None and v["exact_copies"] > limits.max_exact_copies:
         reasons.append(f"exact_copies = {int(v['exact_copies'])} > max_exact_copies = {limits.max_exact_copies}: "
                        "synthetic rows reproduce training patients' records")
     if v["share_closer_to_train"] > limits.max_share_closer_to_train:

@@ -47,6 +47,8 @@ def setup(experiment: str = DEFAULT_EXPERIMENT) -> str:
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri, artifacts = store_paths()
+    if mlflow.active_run() is not None:  # a stage inside a parent run stays in its experiment
+        return uri
     mlflow.set_tracking_uri(uri)
     exp = mlflow.get_experiment_by_name(experiment)
     if exp is None:

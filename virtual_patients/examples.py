@@ -18,6 +18,7 @@ EXAMPLES: dict[str, tuple[str, str]] = {
     "rotterdam": ("survival", "rotterdam"),
     "indo_rct": ("medicaldata", "indo_rct"),
     "anorexia": ("MASS", "anorexia"),
+    "gbsg_rotterdam_coded": ("survival", "gbsg"),
 }
 
 
@@ -42,7 +43,22 @@ def example_data(name: str) -> pd.DataFrame:
     df = data(pkg, item)
     if "rownames" in df.columns and name != "anorexia":
         df = df.drop(columns="rownames")
-    return df
+    return _gbsg_rotterdam_coded(df) if name == "gbsg_rotterdam_coded" else df
+
+
+def _gbsg_rotterdam_coded(gbsg: pd.DataFrame) -> pd.DataFrame:
+    """GBSG-2 in the Rotterdam tumour bank's coding, so a Rotterdam generator can serve it.
+
+    Tumour size in mm -> Rotterdam's classes (<=20, 20-50, >50 mm); grade 1 -> 2 (the
+    Rotterdam data code grades 1-2 as 2); recurrence-free time/status -> rtime/recur (both
+    in days). Everything else is as published.
+    """
+    import numpy as np
+
+    out = gbsg.copy()
+    out["size"] = pd.cut(gbsg["size"], [0, 20, 50, np.inf], labels=["<=20", "20-50", ">50"]).astype(str)
+    out["grade"] = gbsg["grade"].clip(lower=2)
+    return out.rename(columns={"rfstime": "rtime", "status": "recur"})
 
 
 def write_example(name: str, directory: str | Path) -> tuple[Path, Path]:
