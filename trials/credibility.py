@@ -78,7 +78,9 @@ def _complete(df: pd.DataFrame, spec) -> pd.DataFrame:
 # ------------------------------------------------------------------ checks
 def check_convergence(diag: dict, posterior) -> Metrics:
     out = {k: _m("mcmc_diagnostics", diag[k]) for k in ("max_rhat", "min_ess_bulk", "min_ess_tail", "divergences")}
-    out["max_pareto_k"] = _m("psis_loo", _pareto_k(posterior))
+    k = _pareto_k(posterior)
+    if k is not None:  # a goal on max_pareto_k without log-likelihoods shows as "no evidence"
+        out["max_pareto_k"] = _m("psis_loo", k)
     return out
 
 

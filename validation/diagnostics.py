@@ -53,7 +53,14 @@ def converged(diag: dict[str, float]) -> bool:
 
 
 def posterior_summary(posterior):
-    """ArviZ summary table (mean, sd, 94% ETI, ESS, R-hat) as a DataFrame."""
+    """ArviZ summary table (mean, sd, 94% ETI, ESS, R-hat) as a DataFrame.
+
+    Constant entries (a reference level fixed at 0) have no R-hat: NaN, without warnings.
+    """
+    import warnings
+
     import arviz as az
 
-    return az.summary(posterior["posterior"], ci_prob=0.94, ci_kind="eti")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return az.summary(posterior["posterior"], ci_prob=0.94, ci_kind="eti")

@@ -90,14 +90,24 @@ def build_model(
     study_codes: np.ndarray,
     n_studies: int,
     spec: GeneratorSpec,
+    *,
+    data_containers: bool = False,
 ):
     """Build the joint PyMC model of covariates and control outcome.
 
     ``observed[name]`` holds each covariate in model form: standardised z (continuous),
     0/1 (binary), level codes 0..K-1 (categorical), raw counts (count).
+
+    ``data_containers=True`` puts every observed value (covariates, outcome and the
+    survival terms of `outcome_data_values`) in named ``pm.Data`` containers
+    ``<rv>_data`` / ``<term>_data`` so that one compiled model can be refitted on new
+    data of the same size (simulation-based calibration); the design D stays constant.
     """
     import pymc as pm
     import pytensor.tensor as pt
+
+    def data(name: str, value: np.ndarray):
+        return pm.Data(f"{name}_data", value) if data_containers else value
 
     pr = spec.priors
     offsets = design_offsets(encoders)
@@ -113,19 +123,20 @@ def build_model(
                 b = pm.Normal(f"{base}_coef", 0.0, pr.coefficient_sd, shape=(p, k))
                 eta = a[None, :] + pt.dot(X, b) if p else pt.broadcast_to(a[None, :], (D.shape[0], k))
                 logits = pt.concatenate([pt.zeros((D.shape[0], 1)), eta], axis=1)
-                pm.Categorical(f"{base}_obs", logit_p=logits, observed=observed[enc.name])
+                pm.Categorical(f"{base}_obs", logit_p=logits, observed=data(f"{base}_obs", observed[enc.name]))
                 continue
             a = pm.Normal(f"{base}_intercept", 0.0, pr.intercept_sd)
             b = pm.Normal(f"{base}_coef", 0.0, pr.coefficient_sd, shape=(p,))
             eta = a + pt.dot(X, b) if p else a
+            obs = data(f"{base}_obs", observed[enc.name])
             if enc.type == "continuous":
                 sigma = pm.HalfNormal(f"{base}_sigma", 1.0)
-                pm.Normal(f"{base}_obs", eta, sigma, observed=observed[enc.name])
+                pm.Normal(f"{base}_obs", eta, sigma, observed=obs)
             elif enc.type == "binary":
-                pm.Bernoulli(f"{base}_obs", logit_p=eta, observed=observed[enc.name])
+                pm.Bernoulli(f"{base}_obs", logit_p=eta, observed=obs)
             else:  # count
                 phi = pm.HalfNormal(f"{base}_phi", 10.0)
-                pm.NegativeBinomial(f"{base}_obs", mu=pt.exp(eta), alpha=phi, observed=observed[enc.name])
+                pm.NegativeBinomial(f"{base}_obs", mu=pt.exp(eta), alpha=phi, observed=obs)
 
         mu = pm.Normal("mu", 0.0, pr.intercept_sd)
         beta = pm.Normal("beta", 0.0, pr.coefficient_sd, dims="predictor")
@@ -138,33 +149,48 @@ def build_model(
         eta = alpha + pt.dot(D, beta)
         if outcome.family == "normal":
             sigma = pm.HalfNormal("sigma", 1.0)
-            pm.Normal("y_obs", eta, sigma, observed=outcome.y)
+            pm.Normal("y_obs", eta, sigma, observed=data("y_obs", outcome.y))
         elif outcome.family == "bernoulli":
-            pm.Bernoulli("y_obs", logit_p=eta, observed=outcome.y.astype(np.int64))
+            pm.Bernoulli("y_obs", logit_p=eta, observed=data("y_obs", outcome.y.astype(np.int64)))
         elif outcome.family == "poisson":
-            pm.Poisson("y_obs", mu=pt.exp(eta), observed=outcome.y.astype(np.int64))
+            pm.Poisson("y_obs", mu=pt.exp(eta), observed=data("y_obs", outcome.y.astype(np.int64)))
         else:  # survival, proportional hazards: log h(t) = eta + log h0(t), H(t) = e^eta H0(t)
+            terms = {k: data(k, v) for k, v in outcome_data_values(outcome).items()}
             if outcome.family == "piecewise_exponential":
                 m = len(outcome.cuts) + 1
                 steps = pm.Normal("baseline_steps", 0.0, 1.0, shape=(m - 1,))
                 lam = pm.Deterministic("log_baseline", pt.concatenate(
                     [pt.zeros(1), pt.cumsum(pr.baseline_step_sd * steps)]))
-                log_h0 = lam[np.searchsorted(outcome.cuts, outcome.y, side="right")]
-                cum_h0 = pt.dot(interval_exposure(outcome.y, outcome.cuts), pt.exp(lam))
+                log_h0 = lam[terms["interval"]]
+                cum_h0 = pt.dot(terms["exposure"], pt.exp(lam))
             else:
                 log_k = pm.Normal("log_shape", 0.0, 1.0)
                 k = pm.Deterministic("shape", pt.exp(log_k))
-                log_h0 = log_k + (k - 1) * np.log(outcome.y)
-                cum_h0 = outcome.y**k
+                log_h0 = log_k + (k - 1) * terms["log_time"]
+                cum_h0 = terms["time"] ** k
             log_h, cum_h = eta + log_h0, pt.exp(eta) * cum_h0
             if spec.outcome.frailty:
                 # gamma frailty integrated out: S = (1 + theta H)^(-1/theta), h = h_c / (1 + theta H)
                 theta = pm.HalfNormal("frailty_var", 1.0)
                 log1p = pt.log1p(theta * cum_h)
-                pm.Potential("y_obs", pt.sum(outcome.event * (log_h - log1p)) - pt.sum(log1p / theta))
+                pm.Potential("y_obs", pt.sum(terms["event"] * (log_h - log1p)) - pt.sum(log1p / theta))
             else:
-                pm.Potential("y_obs", pt.sum(outcome.event * log_h) - pt.sum(cum_h))
+                pm.Potential("y_obs", pt.sum(terms["event"] * log_h) - pt.sum(cum_h))
     return model
+
+
+def outcome_data_values(outcome: OutcomeData) -> dict[str, np.ndarray]:
+    """The arrays a survival likelihood reads from the data: event indicators and, for
+    weibull, time and log time; for piecewise_exponential, each patient's interval index
+    and time spent in every interval."""
+    out = {"event": outcome.event}
+    if outcome.family == "piecewise_exponential":
+        out["interval"] = np.searchsorted(outcome.cuts, outcome.y, side="right")
+        out["exposure"] = interval_exposure(outcome.y, outcome.cuts)
+    else:
+        out["time"] = outcome.y
+        out["log_time"] = np.log(outcome.y)
+    return out
 
 
 def interval_exposure(t: np.ndarray, cuts: np.ndarray) -> np.ndarray:
