@@ -201,10 +201,76 @@ def cmd_sign(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    from trials.pipeline import run_study
+
+    con = _console()
+    con.rule(f"[bold]insilico run[/] {args.study}")
+    res = run_study(args.study, Path(args.out), progress=not args.no_progress,
+                    log=lambda m: con.print(f"[bold]·[/] {m}"), register=not args.no_register)
+    _print_study(con, res)
+    return 0
+
+
+def _print_study(con, res) -> None:
+    o = res.assessment["overall"]
+    con.print(("[green]" if o["adequate"] else "[red]") + o["summary"] + "[/]")
+    con.rule("[bold]outputs[/]")
+    for name, path in sorted(res.files.items()):
+        con.print(f"  {name:<22} {path.resolve()}")
+    con.print(f"MLflow parent run {res.run_id}; re-run the package with: insilico reproduce "
+              f"{res.files['package'].resolve()}")
+
+
+def cmd_package(args) -> int:
+    from reports.package import build_package
+
+    out_dir = _study_dir(args.run)
+    zip_path = build_package(out_dir, Path(args.out), include_patient_rows=args.include_patient_rows,
+                             overwrite=args.overwrite)
+    _console().print(f"package written: {zip_path.resolve()}")
+    return 0
+
+
+def _study_dir(run: str) -> Path:
+    """A study output folder, given the folder itself or the study's MLflow parent run id."""
+    from trials.study import InputError
+
+    p = Path(run)
+    if p.is_dir():
+        return p
+    import mlflow
+
+    from validation import tracking
+
+    tracking.setup()
+    try:
+        tags = mlflow.get_run(run).data.tags
+    except Exception as err:  # noqa: BLE001 - MLflow raises several types for an unknown id
+        raise InputError(f"{run}: neither a study output folder nor an MLflow run id of 'insilico run'") from err
+    if "study.out_dir" not in tags:
+        raise InputError(f"run {run} is not the parent run of an 'insilico run' study")
+    return Path(tags["study.out_dir"])
+
+
+def cmd_reproduce(args) -> int:
+    from reports.package import reproduce
+    from trials.pipeline import run_study
+
+    con = _console()
+    report = reproduce(Path(args.package), lambda study, out: run_study(study, out, progress=False,
+                                                                        log=lambda m: con.print(f"  · {m}")),
+                       log=lambda m: con.print(f"[bold]·[/] {m}"))
+    print(report.to_text())
+    if args.json:
+        Path(args.json).write_text(report.to_json())
+    return 0 if report.passed else 1
+
+
 def cmd_demo(args) -> int:
     from trials.demo import run_demo
 
-    run_demo(Path(args.out), seed=args.seed, console=_console(), progress=not args.no_progress)
+    run_demo(Path(args.out), console=_console(), progress=not args.no_progress)
     return 0
 
 
@@ -292,9 +358,27 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--by", required=True, help="who records it (name, role)")
     sg.set_defaults(func=cmd_sign)
 
-    d = sub.add_parser("demo", help="the main job on embedded defaults: real data -> generator -> synthetic control arm and twins")
+    r = sub.add_parser("run", help="run a whole study: validate, twins, simulate, reports, package (MLflow)")
+    r.add_argument("study", help="study file (YAML): credibility plan, simulations, twins, package settings")
+    r.add_argument("--out", default="study_output", help="output folder (stages whose inputs are unchanged are reused)")
+    r.add_argument("--no-register", action="store_true", help="do not register the generator in MLflow")
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(func=cmd_run)
+
+    pk = sub.add_parser("package", help="build the submission package of a study run")
+    pk.add_argument("run", help="study output folder, or the MLflow parent run id of 'insilico run'")
+    pk.add_argument("--out", required=True, help="zip file to write")
+    pk.add_argument("--include-patient-rows", action="store_true", help="also package synthetic cohorts")
+    pk.add_argument("--overwrite", action="store_true")
+    pk.set_defaults(func=cmd_package)
+
+    rp = sub.add_parser("reproduce", help="re-run a package in a scratch store and check it file by file")
+    rp.add_argument("package", help="zip written by 'insilico run' / 'insilico package'")
+    rp.add_argument("--json", help="also write the verdict as JSON to this file")
+    rp.set_defaults(func=cmd_reproduce)
+
+    d = sub.add_parser("demo", help="the main job on embedded defaults: insilico run on the bundled external-control study (validate, twins, reports, package)")
     d.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
-    d.add_argument("--seed", type=int, default=20261123)
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(func=cmd_demo)
     return p

@@ -264,7 +264,7 @@ def check_replication(gen, rep_df: pd.DataFrame, rep, seed: int) -> Metrics:
     real_est, real_se = _effect(spec, gen, treated, control)
     rng = np.random.default_rng(seed)
     effect = TreatmentEffect(kind="hazard_ratio", value=1.0) if spec.outcome.survival else \
-        TreatmentEffect(kind="shift", value=0.0)
+        TreatmentEffect(kind="link_shift", value=0.0)
     ests = []
     for _ in range(rep.cohorts):
         twins = gen.counterfactual(treated, effect, seed=int(rng.integers(2**31)))
@@ -486,7 +486,7 @@ def validate_study(plan_path: str | Path, out_dir: str | Path, *, progress: bool
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tracking.setup()
-    with mlflow.start_run(run_name=f"validate {plan.name}") as run:
+    with mlflow.start_run(run_name=f"validate {plan.name}", nested=mlflow.active_run() is not None) as run:
         try:
             frozen = freeze(plan.name, raw)  # first: nothing of the comparator has been read yet
             mlflow.set_tags({"stage": "validate", "plan.name": plan.name, "plan.sha256": tracking_sha(raw),
@@ -604,9 +604,25 @@ def _run_checks(plan, base: Path, spec_path: Path, spec, frozen, out_dir: Path, 
     (out_dir / "assessment.json").write_text(json.dumps(assessment, indent=2, default=float))
     tracking.log_json(assessment, "assessment.json")
     mlflow.set_tags({"credibility.adequate": str(assessment["overall"]["adequate"])})
+    report = credibility_report(out_dir, out_dir / "report")
+    for f in (report["html"], report["pdf"]):
+        tracking.log_file(f, "report")
+    log(f"credibility report: {report['html']} (PDF beside it)")
     if register and assessment["overall"]["adequate"]:
         _alias_validated(f"generator-{plan.name}", fit.run_id, log)
     return ValidationOutcome(run_id, assessment, records, out_dir)
+
+
+def credibility_report(validation_dir: Path, out_dir: Path) -> dict:
+    """Render the credibility report (HTML + PDF) from a validation folder's records and assessment."""
+    from reports.render import render_credibility
+
+    validation_dir = Path(validation_dir)
+    assessment = json.loads((validation_dir / "assessment.json").read_text())
+    records = json.loads((validation_dir / "records.json").read_text())
+    figures = {r["artifact"]: validation_dir / r["artifact"] for r in records
+               if (r.get("artifact") or "").endswith(".png") and (validation_dir / r["artifact"]).is_file()}
+    return render_credibility(assessment, records, out_dir, figures=figures)
 
 
 def check_sbc(spec, train: pd.DataFrame, plan, figures: Path, log) -> Metrics:
@@ -757,7 +773,10 @@ def validate_twin(predictions: str | Path, observed: str | Path, plan_path: str 
             (out_dir / "assessment.json").write_text(json.dumps(assessment, indent=2, default=float))
             tracking.log_json(assessment, "assessment.json")
             mlflow.set_tags({"credibility.adequate": str(assessment["overall"]["adequate"])})
-            log(f"{len(pair)} subjects; {len(records)} evidence records")
+            report = credibility_report(out_dir, out_dir / "report")
+            for f in (report["html"], report["pdf"]):
+                tracking.log_file(f, "report")
+            log(f"{len(pair)} subjects; {len(records)} evidence records; report {report['html']}")
         except BaseException:
             mlflow.end_run(status="FAILED")
             raise
