@@ -398,6 +398,26 @@ def verify_engine(replicates: int, seed: int) -> Metrics:
 
 
 # ------------------------------------------------------------------ trial / decision model
+VALIDATED = "@validated"
+
+
+def resolve_generator(design_path: Path, generator_dir: Path, out_dir: Path) -> Path:
+    """A design drawing patients from ``@validated`` gets the generator just fitted and checked.
+
+    The resolved copy is written beside the results (``<out>/design.yaml``) so what ran is on disk.
+    """
+    import yaml
+
+    data = yaml.safe_load(Path(design_path).read_text())
+    patients = data.get("patients") if isinstance(data, dict) else None
+    if not (isinstance(patients, dict) and patients.get("generator") == VALIDATED):
+        return Path(design_path)
+    data["patients"]["generator"] = str(Path(generator_dir).resolve())
+    resolved = Path(out_dir) / f"{Path(design_path).stem}.resolved.yaml"
+    resolved.write_text(yaml.safe_dump(data, sort_keys=False))
+    return resolved
+
+
 def check_design(design_path: Path, out_dir: Path, *, log, progress=None,
                  analyses: list[str] | None = None) -> tuple[Metrics, dict]:
     """Simulate the plan's design; OCs, their MCSE, stability, and bit-identity across workers."""
@@ -593,7 +613,8 @@ def _run_checks(plan, base: Path, spec_path: Path, spec, frozen, out_dir: Path, 
         log("verifying the trial engine against closed forms, rpact and RBesT")
         metrics.update(verify_engine(plan.verification.engine_replicates, plan.seed))
         log(f"simulating the design {design_sub.design}")
-        m, _ = check_design(base / design_sub.design, out_dir, log=log, analyses=design_sub.analyses)
+        design_path = resolve_generator(base / design_sub.design, fit.generator_dir, out_dir)
+        m, _ = check_design(design_path, out_dir, log=log, analyses=design_sub.analyses)
         metrics.update(m)
 
     records = _log_records(plan, metrics, run_id)

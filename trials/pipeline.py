@@ -7,8 +7,8 @@ Stages, each a nested MLflow run under one parent run (``study <name>``):
    the design simulation are nested runs below it);
 2. ``twins`` — a synthetic control arm (released only through the privacy gate) and
    drug-response twins of the study's real patients under the plan's effect;
-3. ``simulate`` — each extra trial design over its scenarios (designs may draw patients
-   from the validated generator: ``patients: {generator: "@validated"}``);
+3. ``simulate`` — each extra trial design over its scenarios (designs, the plan's too, may
+   draw patients from the validated generator: ``patients: {generator: "@validated"}``);
 4. ``reports`` — the credibility report and one simulation report per design (HTML + PDF);
 5. ``package`` — the submission package (`reports.package`).
 
@@ -30,9 +30,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trials.study import InputError  # noqa: F401 - raised by the stages, caught by the CLI
 from validation.plan import DataSource
-
-VALIDATED = "@validated"
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -260,17 +257,12 @@ def _twins(study: StudySpec, study_path: Path, out: Path, log) -> None:
 
 
 def _simulate(sim: Simulation, study_path: Path, out: Path, name: str, log) -> None:
-    import yaml
-
+    from trials.credibility import resolve_generator
     from trials.study import simulate_design
 
-    design_path = study_path.parent / sim.design
-    data = yaml.safe_load(design_path.read_text())
-    if isinstance(data.get("patients"), dict) and data["patients"].get("generator") == VALIDATED:
-        data["patients"]["generator"] = str((out / "validation" / "generator").resolve())
-        design_path = out / "simulations" / f"{name}.design.yaml"
-        design_path.parent.mkdir(parents=True, exist_ok=True)
-        design_path.write_text(yaml.safe_dump(data, sort_keys=False))
+    (out / "simulations").mkdir(parents=True, exist_ok=True)
+    design_path = resolve_generator(study_path.parent / sim.design, out / "validation" / "generator",
+                                    out / "simulations")
     simulate_design(design_path, out / "simulations" / f"{name}.nc", workers=2, log=log)
 
 
@@ -291,9 +283,11 @@ def _reports(study: StudySpec, study_path: Path, out: Path, sims: dict, log) -> 
     trial = plan.sub_models.get("trial_decision_model")
     reports = []
     if trial is not None and trial.design and (out / "validation" / "simulation.nc").is_file():
-        reports.append(("simulation", plan_dir / trial.design, out / "validation" / "simulation.nc", None))
+        resolved = out / "validation" / f"{Path(trial.design).stem}.resolved.yaml"
+        reports.append(("simulation", resolved if resolved.is_file() else plan_dir / trial.design,
+                        out / "validation" / "simulation.nc", None))
     for name, s in sims.items():
-        design_path = out / "simulations" / f"{name}.design.yaml"
+        design_path = out / "simulations" / f"{name}.resolved.yaml"
         reports.append((f"simulation_{name}", design_path if design_path.is_file() else study_path.parent / s.design,
                         out / "simulations" / f"{name}.nc", s.estimand))
     for stem, design_path, results, estimand in reports:

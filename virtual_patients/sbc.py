@@ -45,6 +45,9 @@ def sbc_problem(spec: GeneratorSpec, data: pd.DataFrame, *, n_obs: int | None = 
     min(n, 200)), with data containers, and its prior-predictive simulator."""
     from validation.sbc import prior_predictive
 
+    absent = [c for c in spec.columns if c not in data.columns]
+    if absent:
+        raise ValueError(f"the data lack the spec's columns {absent}")
     df, _ = drop_missing(select_rows(data, spec), spec)
     n = len(df)
     n_obs = min(n, DEFAULT_MAX_OBS) if n_obs is None else n_obs
