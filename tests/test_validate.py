@@ -58,6 +58,7 @@ def test_validate_end_to_end_logs_records_assessment_and_alias(tmp_path, capsys)
     assert {g["metric"] for g in goals} <= {m for m, r in by.items() if r["passed"] is not None}
     assert by["comparator_overlap"]["value"] == 0 and by["comparator_size"]["value"] == 93  # 30% of 307
     assert 0 <= by["detection_auc"]["value"] <= 1 and by["detection_auc"]["passed"] is None
+    assert by["max_pareto_k"]["value"] < 0.7  # PSIS-LOO of the logistic outcome model: every k reliable
     assert "sbc_min_p_bonferroni" not in by  # no SBC goal: not run (it costs minutes)
     assert assessment["overall"]["adequate"] is True
     run_id = assessment["run_id"]

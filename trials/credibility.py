@@ -76,26 +76,12 @@ def _complete(df: pd.DataFrame, spec) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------ checks
-def check_convergence(diag: dict, posterior) -> Metrics:
+def check_convergence(diag: dict, loo: dict | None) -> Metrics:
+    """MCMC diagnostics of the fit, and PSIS-LOO Pareto k of the outcome model when it has one."""
     out = {k: _m("mcmc_diagnostics", diag[k]) for k in ("max_rhat", "min_ess_bulk", "min_ess_tail", "divergences")}
-    k = _pareto_k(posterior)
-    if k is not None:  # a goal on max_pareto_k without log-likelihoods shows as "no evidence"
-        out["max_pareto_k"] = _m("psis_loo", k)
+    if loo is not None:  # survival outcomes (a Potential) have no pointwise likelihood: a goal shows "no evidence"
+        out["max_pareto_k"] = _m("psis_loo", loo["max_pareto_k"], detail=loo)
     return out
-
-
-def _pareto_k(posterior) -> float | None:
-    """Largest PSIS-LOO Pareto k, when the posterior carries pointwise log-likelihoods."""
-    if "log_likelihood" not in posterior.children:
-        return None
-    import warnings
-
-    import arviz as az
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        loo = az.loo(posterior, pointwise=True)
-    return float(np.nanmax(np.asarray(loo.pareto_k)))
 
 
 def check_holdout(gen, train: pd.DataFrame, comp: pd.DataFrame, plan, seed: int, figures: Path) -> Metrics:
@@ -579,7 +565,7 @@ def _run_checks(plan, base: Path, spec_path: Path, spec, frozen, out_dir: Path, 
         fit = fit_generator(train_path, spec_path, out_dir / "generator", plan.seed, progress=progress,
                             register=register, overwrite=True, model_name=f"generator-{plan.name}", log=log)
     gen = Generator.load(fit.generator_dir)
-    metrics.update(check_convergence(fit.diagnostics, gen.posterior))
+    metrics.update(check_convergence(fit.diagnostics, gen.meta.get("loo")))
 
     from validation.suites import check_cohort
 
@@ -589,7 +575,7 @@ def _run_checks(plan, base: Path, spec_path: Path, spec, frozen, out_dir: Path, 
                                                  detail={"failures": plaus.failures})
 
     if "sbc_min_p_bonferroni" in wanted:
-        metrics.update(check_sbc(spec, train, plan, figures, log))
+        metrics.update(check_sbc(spec, train, plan, figures, log, progress=progress))
     log("held-out validation: balance, distributions, propensity, Mahalanobis, outcomes")
     metrics.update(check_holdout(gen, train, comp, plan, plan.seed, figures))
     if plan.data.target is not None:
@@ -646,17 +632,31 @@ def credibility_report(validation_dir: Path, out_dir: Path) -> dict:
     return render_credibility(assessment, records, out_dir, figures=figures)
 
 
-def check_sbc(spec, train: pd.DataFrame, plan, figures: Path, log) -> Metrics:
+def check_sbc(spec, train: pd.DataFrame, plan, figures: Path, log, progress: bool = False) -> Metrics:
     """Simulation-based calibration of the generator's model on a subsample of the training rows."""
+    from contextlib import nullcontext
+
     from reports.figures import rank_histograms
     from virtual_patients.sbc import sbc_for_spec
 
     v = plan.verification
     log(f"simulation-based calibration: {v.sbc_replicates} replicates on {v.sbc_observations} patients")
-    res = sbc_for_spec(spec, train, replicates=v.sbc_replicates, n_obs=v.sbc_observations, seed=plan.seed)
+    bar = _progress_bar() if progress else nullcontext()
+    with bar as p:
+        task = p.add_task("SBC refits", total=v.sbc_replicates) if p else None
+        tick = (lambda done, total: p.update(task, completed=done)) if p else None
+        res = sbc_for_spec(spec, train, replicates=v.sbc_replicates, n_obs=v.sbc_observations, seed=plan.seed,
+                           progress=tick)
     png = rank_histograms(res.ranks, res.L, res.bins, figures / "sbc_ranks.png")
     return {"sbc_min_p_bonferroni": _m("simulation_based_calibration", res.bonferroni_p, artifact=png,
                                        detail=res.summary())}
+
+
+def _progress_bar():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    transient=True)
 
 
 def _release(cohort: pd.DataFrame, out_dir: Path, priv: dict, plan, log) -> None:

@@ -163,6 +163,7 @@ def fit(
             nuts_sampler="nutpie", random_seed=seed, progressbar=progress,
         )
     elapsed = time.perf_counter() - start
+    loo = _outcome_loo(idata, model)
     # keep only the posterior and sampler statistics: observed_data would copy patient rows
     keep = {g: idata[g].to_dataset() for g in ("posterior", "sample_stats") if g in idata.children}
     import xarray as xr
@@ -170,8 +171,34 @@ def fit(
     posterior = xr.DataTree.from_dict(keep)
     posterior.attrs["spec_hash"] = spec.hash()
     meta = generator_meta(df, spec, encoders, scale, missing, seed=seed, data_sha256=data_sha256)
-    meta.update(sampling_seconds=elapsed, versions=package_versions())
+    meta.update(sampling_seconds=elapsed, versions=package_versions(), loo=loo)
     return Generator(spec, posterior, meta)
+
+
+def _outcome_loo(idata, model) -> dict | None:
+    """PSIS-LOO of the outcome model (model form): elpd and the largest Pareto k.
+
+    Only for outcomes with an observed likelihood (normal, bernoulli, poisson); survival
+    outcomes enter the model as a Potential, which has no pointwise log-likelihood. The
+    pointwise values are summarised, not stored (they are per patient).
+    """
+    import warnings
+
+    import arviz as az
+    import pymc as pm
+
+    if "y_obs" not in {v.name for v in model.observed_RVs}:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ArviZ warns when some k > 0.7: that is the finding, reported
+        ll = pm.compute_log_likelihood(idata, var_names=["y_obs"], model=model, progressbar=False,
+                                       extend_inferencedata=False)
+        idata_ll = idata.copy()
+        idata_ll["log_likelihood"] = ll["log_likelihood"] if "log_likelihood" in getattr(ll, "children", {}) else ll
+        res = az.loo(idata_ll, pointwise=True, var_name="y_obs")
+    k = np.asarray(res.pareto_k)
+    return {"elpd_loo": float(res.elpd), "max_pareto_k": float(np.nanmax(k)),
+            "share_k_above_0_7": float(np.mean(k > 0.7)), "n": int(k.size)}
 
 
 def generator_meta(df: pd.DataFrame, spec: GeneratorSpec, encoders: list[Encoder], outcome_scale: dict,
