@@ -104,10 +104,11 @@ def cmd_schema(args) -> int:
 
     from trials.design import TrialDesign
 
+    from trials.pipeline import StudySpec
     from validation.plan import CredibilityPlan
 
     models = {"generator": GeneratorSpec, "effect": TreatmentEffect, "design": TrialDesign,
-              "plan": CredibilityPlan}
+              "plan": CredibilityPlan, "study": StudySpec}
     print(json.dumps(models[args.name].model_json_schema(), indent=2))
     return 0
 
@@ -334,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.set_defaults(func=cmd_oc)
 
     sc = sub.add_parser("schema", help="print the JSON Schema of a spec")
-    sc.add_argument("name", choices=["generator", "effect", "design", "plan"])
+    sc.add_argument("name", choices=["generator", "effect", "design", "plan", "study"])
     sc.set_defaults(func=cmd_schema)
 
     v = sub.add_parser("validate", help="run the V&V checks of a credibility plan and assess them (MLflow)")

@@ -190,7 +190,8 @@ METRICS: dict[str, tuple[str, str, str]] = {
 class Goal(_Strict):
     """One credibility goal: a metric, the threshold it must meet, the factor it serves."""
 
-    metric: str
+    metric: str = Field(..., json_schema_extra={"enum": list(METRICS)},
+                        description="a metric of the catalogue (validation.plan.METRICS)")
     threshold: Threshold
     factor: str | None = Field(None, description="V&V 40 factor; defaults to the metric's usual factor.")
     rationale: str | None = None

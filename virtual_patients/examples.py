@@ -19,6 +19,7 @@ EXAMPLES: dict[str, tuple[str, str]] = {
     "indo_rct": ("medicaldata", "indo_rct"),
     "anorexia": ("MASS", "anorexia"),
     "gbsg_rotterdam_coded": ("survival", "gbsg"),
+    "opt_control": ("medicaldata", "opt"),
 }
 
 
@@ -43,7 +44,9 @@ def example_data(name: str) -> pd.DataFrame:
     df = data(pkg, item)
     if "rownames" in df.columns and name != "anorexia":
         df = df.drop(columns="rownames")
-    return _gbsg_rotterdam_coded(df) if name == "gbsg_rotterdam_coded" else df
+    if name == "gbsg_rotterdam_coded":
+        return _gbsg_rotterdam_coded(df)
+    return _opt_cleaned(df) if name == "opt_control" else df
 
 
 def _gbsg_rotterdam_coded(gbsg: pd.DataFrame) -> pd.DataFrame:
@@ -59,6 +62,39 @@ def _gbsg_rotterdam_coded(gbsg: pd.DataFrame) -> pd.DataFrame:
     out["size"] = pd.cut(gbsg["size"], [0, 20, 50, np.inf], labels=["<=20", "20-50", ">50"]).astype(str)
     out["grade"] = gbsg["grade"].clip(lower=2)
     return out.rename(columns={"rfstime": "rtime", "status": "recur"})
+
+
+# OPT (medicaldata::opt) columns kept by `_opt_cleaned`: published name -> our name
+_OPT_COLUMNS = {
+    "PID": "pid", "Clinic": "clinic", "Group": "group", "Age": "age", "Black": "black", "White": "white",
+    "Hisp": "hisp", "Education": "education", "Public.Asstce": "public_asstce", "Hypertension": "hypertension",
+    "Diabetes": "diabetes", "BMI": "bmi", "Use.Tob": "use_tob", "Prev.preg": "prev_preg",
+    "N.qualifying.teeth": "n_qualifying_teeth", "BL.GE": "bl_ge", "BL..BOP": "bl_bop", "BL.PD.avg": "bl_pd_avg",
+    "BL.CAL.avg": "bl_cal_avg", "Birth.outcome": "birth_outcome", "GA.at.outcome": "ga_at_outcome",
+    "Birthweight": "birthweight",
+}
+
+
+def _opt_cleaned(opt: pd.DataFrame) -> pd.DataFrame:
+    """The Obstetrics and Periodontal Therapy trial (Michalowicz et al., NEJM 2006), tidied.
+
+    Baseline covariates, arm (group: C control, T treated) and outcomes only, renamed to
+    snake_case (`_OPT_COLUMNS`). The published strings are padded ("No ", "N  "): they are
+    stripped, and blank strings become missing. Hypertension's Y/N is written Yes/No like
+    the other flags. ``prev_ptb`` (a previous live preterm birth) is "Yes" when Live.PTB is
+    "Yes", else "No" — Live.PTB is blank by design for women without a previous pregnancy,
+    who have had no preterm birth. Values are otherwise as published.
+    """
+    import numpy as np
+
+    out = opt[list(_OPT_COLUMNS)].rename(columns=_OPT_COLUMNS)
+    for col in out.columns:
+        if out[col].dtype == object:
+            stripped = out[col].str.strip()
+            out[col] = stripped.where(stripped != "", np.nan)
+    out["hypertension"] = out["hypertension"].map({"Y": "Yes", "N": "No"})
+    out["prev_ptb"] = opt["Live.PTB"].str.strip().eq("Yes").map({True: "Yes", False: "No"})
+    return out
 
 
 def write_example(name: str, directory: str | Path) -> tuple[Path, Path]:
