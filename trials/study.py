@@ -219,7 +219,7 @@ def simulate_design(
         for s in oc.scenario.values:
             for a in oc.analysis.values:
                 cell = oc.sel(scenario=s, analysis=a)
-                tracking.log_metrics({f"{s}.{a}.{k}": float(cell[k]) for k in
+                tracking.log_metrics({tracking.metric_name(f"{s}.{a}.{k}"): float(cell[k]) for k in
                                       ("rejection_rate", "rejection_rate_mcse", "bias", "rmse", "coverage")})
         tracking.log_file(out, "results")
         mlflow.set_tag("results.sha256", tracking.sha256_file(out))

@@ -121,6 +121,13 @@ def log_file(path: str | Path, artifact_path: str | None = None) -> None:
     mlflow.log_artifact(str(path), artifact_path)
 
 
+def metric_name(name: str) -> str:
+    """A name MLflow accepts as a metric key (letters, digits, _ - . space /); others become _."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_\-. /]", "_", name)
+
+
 def log_metrics(metrics: dict[str, float]) -> None:
     import math
 
