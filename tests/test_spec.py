@@ -69,4 +69,4 @@ def test_examples_pass_their_contract(name):
     result = check_data(rows, spec)
     assert result.success, result.report()
     assert len(rows) == {"gbsg": 440, "rotterdam": 2091, "indo_rct": 307, "anorexia": 26,
-                         "gbsg_rotterdam_coded": 440, "opt_control": 403}[name]
+                         "gbsg_rotterdam_coded": 440, "opt_control": 403, "colon_obs": 315}[name]

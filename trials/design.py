@@ -178,12 +178,19 @@ class ExternalControl(_Frozen):
 
     They come from the historical population: the endpoint's control parameters without
     the scenario's ``control_shift`` (parametric), or the generator's fitted population
-    (``source: generator``) — so drift scenarios show what borrowing costs.
+    under the replicate's own posterior draw (``source: generator``) — so drift scenarios
+    show what borrowing costs. Time-to-event external controls are censored like the
+    trial's patients unless ``follow_up`` says otherwise.
     """
 
     n: int = Field(..., gt=0, description="External control patients per replicate.")
     source: str = Field("parametric", pattern="^(parametric|generator)$",
                         description="parametric (endpoint) or generator (the design's patients generator).")
+    follow_up: float | None = Field(None, gt=0, description="Time to event: every external patient's "
+                                    "administrative follow-up (data time unit), besides dropout. Default: "
+                                    "followed like the trial's patients (entry uniform over the accrual, the "
+                                    "same dropout, censored at the replicate's analysis time), so that "
+                                    "external and current controls differ only by drift.")
 
 
 class HistoricalStudies(_Frozen):
@@ -274,7 +281,7 @@ METHOD_FAMILIES = {
     Method.poisson_rate_ratio: {"count"},
     Method.logrank: {"time_to_event"},
     Method.cox_score: {"time_to_event"},
-    Method.hybrid_power_prior: {"normal", "binary"},
+    Method.hybrid_power_prior: {"normal", "binary", "time_to_event"},
     Method.external_comparison: {"normal"},
     Method.bayesian: {"normal", "binary", "count"},
     Method.robust_map: {"normal", "binary", "count"},
@@ -392,6 +399,9 @@ class TrialDesign(SpecFile):
                 raise ValueError(f"sample_size.total ({ss.total}) must equal the last stage ({ss.stages[-1]})")
         if self.external_control is not None and self.external_control.source == "generator" and self.patients is None:
             raise ValueError("external_control.source 'generator' needs patients from a generator")
+        if (self.external_control is not None and self.external_control.follow_up is not None
+                and self.endpoint is not None and self.endpoint.family is not Family.time_to_event):
+            raise ValueError("external_control.follow_up applies to time-to-event endpoints")
         if self.endpoint is not None:
             fam = self.endpoint.family.value
             for a in self.analyses:
@@ -447,16 +457,43 @@ class TrialDesign(SpecFile):
 
     @property
     def calibration_scenario(self) -> str | None:
-        """Scenario calibrating Bayesian thresholds (None when not calibrating)."""
+        """Scenario calibrating Bayesian thresholds (None when not calibrating): the first
+        with no effect (`null_effect`), no drift and no design prior."""
         if self.decision.calibrate_to_alpha is None:
             return None
         if self.decision.calibrate_on is not None:
             return self.decision.calibrate_on
-        null = 1.0 if self.endpoint is not None and self.endpoint.family.value in ("count", "time_to_event") else 0.0
+        nulls = self._null_effects()
         for s in self.scenarios:
-            if s.effect == null and s.control_shift == 0 and s.effect_prior is None:
+            if s.effect in nulls and s.control_shift == 0 and s.effect_prior is None:
                 return s.name
         return None
+
+    @property
+    def null_effect(self) -> float:
+        """The ``effect`` of a scenario without treatment effect: 1 where effects are ratios
+        (count and time-to-event endpoints; odds, rate and hazard ratios of generator
+        patients with a binary, count or survival outcome), else 0 (differences). For
+        generator patients it reads the generator's outcome family."""
+        nulls = self._null_effects(strict=True)
+        return nulls[0]
+
+    def _null_effects(self, strict: bool = False) -> tuple[float, ...]:
+        """`null_effect`, or both candidates (0 and 1) while the generator cannot be loaded
+        yet (e.g. ``@validated``, replaced by the study pipeline) unless ``strict``."""
+        if self.endpoint is not None:
+            return (1.0,) if self.endpoint.family in (Family.count, Family.time_to_event) else (0.0,)
+        if self.patients.cutoff is not None:  # only survival generators take a cut-off
+            return (1.0,)
+        from trials.engine import generator_family
+
+        try:
+            fam = generator_family(self)
+        except (OSError, ValueError):
+            if strict:
+                raise
+            return (0.0, 1.0)
+        return (0.0,) if fam == "normal" else (1.0,)
 
     # ------------------------------------------------------------------ I/O
     def to_yaml(self) -> str:

@@ -144,6 +144,9 @@ def _analyse(a, data: dict, common: dict, R: int) -> dict:
         res = survival.cox_score(data["time"], data["event"], data["arm"], **common)
     elif a.method in (Method.hybrid_power_prior, Method.external_comparison):
         res = _external_analysis(a, data, common)
+        if a.method is Method.hybrid_power_prior and common["sided"] == "one":
+            # success when Pr(benefit | data) > the decision threshold (default 1 - alpha)
+            res["decision"] = (res["posterior_prob"] > data["threshold"]).astype(np.int8)
     else:
         res = kernels.poisson_rate_ratio(data["y"], data["arm"], data["exposure"], **common)
     res.setdefault("posterior_prob", np.full(R, np.nan))
@@ -166,7 +169,13 @@ def _at_look(design: TrialDesign, data: dict, k: int) -> dict:
             cutoff = data["cutoff"] if "cutoff" in data else design.endpoint.cutoff.model_dump(exclude_none=True)
         else:
             cutoff = {"events": look}
-        return {**data, **survival.observe(data["raw_times"], cutoff)}
+        view = {**data, **survival.observe(data["raw_times"], cutoff)}
+        if "raw_ext" in data:  # external controls followed to the same calendar time, or for follow_up
+            fu = design.external_control.follow_up
+            cut = view["cutoff_time"] if fu is None else np.full(len(view["cutoff_time"]), fu)
+            ext = survival.observe_at(data["raw_ext"], cut)
+            view["time_ext"], view["event_ext"] = ext["time"], ext["event"]
+        return view
     if design.sample_size.stages is None:
         return data
     n = design.looks[k]
@@ -211,7 +220,14 @@ def _external_analysis(a, data: dict, common: dict) -> dict:
 
     X, X_ext = (data.get("X"), data.get("X_ext")) if a.weighting == "propensity" else (None, None)
     # without covariates (parametric patients, or weighting: none) every external patient weighs 1
-    w = None if X is not None else np.ones(data["y_ext"].shape)
+    w = None if X is not None else np.ones((data["time_ext"] if "time_ext" in data else data["y_ext"]).shape)
+    family = data["family"]
+    if family not in ("normal", "binary", "time_to_event") or (
+            a.method is Method.external_comparison and family != "normal"):
+        raise ValueError(f"analysis '{a.name}': {a.method.value} does not apply to a {family} outcome")
+    if family == "time_to_event":
+        return external.hybrid_exponential(data["time"], data["event"], data["arm"], data["time_ext"],
+                                           data["event_ext"], X, X_ext, a0=a.a0, weights=w, **common)
     if a.method is Method.external_comparison:
         treated = data["arm"] == 1
         return external.external_normal(data["y"][:, treated], data["y_ext"],
@@ -276,8 +292,15 @@ def _patients(design: TrialDesign, sc, effects: np.ndarray, R: int, rng: np.rand
             y = (rng.random((R, n)) < p).astype(np.int8)
         elif ep.family is Family.time_to_event:
             hr = effect * np.exp(sc.control_shift)
-            raw = survival.draw_times(R, arm, hr, hazard_model(ep), ep.accrual, ep.dropout_rate, rng)
-            return {"raw_times": raw, "arm": arm}
+            model = hazard_model(ep)
+            raw = survival.draw_times(R, arm, hr, model, ep.accrual, ep.dropout_rate, rng)
+            data = {"raw_times": raw, "arm": arm, "family": ep.family.value}
+            if design.external_control is not None:  # historical controls: the control hazard, no drift
+                m = design.external_control.n
+                ext = survival.draw_times(R, np.zeros(m, dtype=np.int8), np.ones(m), model, ep.accrual,
+                                          ep.dropout_rate, rng)
+                data["raw_ext"] = _external_follow_up(design, ext)
+            return data
         else:
             rate = (ep.control_rate + sc.control_shift) * effect
             y = rng.poisson(rate * ep.exposure, size=(R, n))
@@ -364,7 +387,12 @@ def _generator_patients(design: TrialDesign, sc, effect: np.ndarray, R: int, rng
     else:
         shift = sc.control_shift + np.log(effect)
     fixed = gen.posterior_mean() if design.patients.parameters == "posterior_mean" else None
-    draws = [gen.draw_trial(len(arm), shift[r], design.patients.study, rng, fixed) for r in range(R)]
+    # one parameter set per replicate, shared by its trial and its external controls: absent
+    # drift both come from the same population (drawn where draw_trial would draw it: same stream)
+    params, draws = [], []
+    for r in range(R):
+        params.append(fixed if fixed is not None else _posterior_draw(gen, rng))
+        draws.append(gen.draw_trial(len(arm), shift[r], design.patients.study, rng, params[r]))
     y = np.stack([d[1] for d in draws])
     D = np.stack([d[2] for d in draws])
     score = gen.prognostic_score_design(D.reshape(-1, D.shape[2])).reshape(R, len(arm))
@@ -380,21 +408,45 @@ def _generator_patients(design: TrialDesign, sc, effect: np.ndarray, R: int, rng
         if p.cutoff is None and design.sample_size.stages is None:
             raise ValueError("a survival generator's trial needs patients.cutoff ({events: N} or {calendar: T}) "
                              "or group-sequential stages (events)")
-        t = y * sc_["time_unit"]
-        drop = rng.exponential(1.0 / p.dropout_rate, t.shape) if p.dropout_rate > 0 else np.full(t.shape, np.inf)
-        data["raw_times"] = {"entry": rng.random(t.shape) * p.accrual, "follow": np.minimum(t, drop),
-                             "is_event": t <= drop}
+        data["raw_times"] = _generator_times(y * sc_["time_unit"], design.patients, rng)
         if p.cutoff is not None:
             data["cutoff"] = p.cutoff.model_dump(exclude_none=True)
     else:
         data["y"] = sc_["y_mean"] + sc_["y_sd"] * y if family == "normal" else y
     if design.external_control is not None:  # the fitted (historical) population, no drift
         m = design.external_control.n
-        ext = [gen.draw_trial(m, np.zeros(m), None, rng, fixed) for _ in range(R)]
+        ext = [gen.draw_trial(m, np.zeros(m), None, rng, params[r]) for r in range(R)]
         y_ext = np.stack([e[1] for e in ext])
-        data["y_ext"] = sc_["y_mean"] + sc_["y_sd"] * y_ext if family == "normal" else y_ext
+        if family == "time_to_event":
+            raw = _generator_times(y_ext * sc_["time_unit"], design.patients, rng)
+            data["raw_ext"] = _external_follow_up(design, raw)
+        else:
+            data["y_ext"] = sc_["y_mean"] + sc_["y_sd"] * y_ext if family == "normal" else y_ext
         data["X_ext"] = np.stack([e[2] for e in ext])
     return data
+
+
+def _posterior_draw(gen, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One random posterior draw of a generator's parameters (as `Generator.draw_trial` takes it)."""
+    i = int(rng.integers(gen.n_draws))
+    return {k: v[i] for k, v in gen.params.items()}
+
+
+def _generator_times(t: np.ndarray, patients, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Entry (uniform over the accrual), follow-up to event or dropout, and whether it ends
+    in an event, for a generator's event times t (data time unit)."""
+    drop = (rng.exponential(1.0 / patients.dropout_rate, t.shape) if patients.dropout_rate > 0
+            else np.full(t.shape, np.inf))
+    return {"entry": rng.random(t.shape) * patients.accrual, "follow": np.minimum(t, drop), "is_event": t <= drop}
+
+
+def _external_follow_up(design: TrialDesign, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """External controls' raw times as `_at_look` observes them: entered like the trial's
+    patients (observed at the trial's analysis time), or all at time 0 when a fixed
+    ``follow_up`` is given (observed at that time)."""
+    if design.external_control.follow_up is None:
+        return raw
+    return {**raw, "entry": np.zeros_like(raw["entry"])}
 
 
 # ---------------------------------------------------------------------- running
@@ -407,6 +459,10 @@ def make_client(workers: int | None = None, scheduler: str | None = None):
     if address:
         return Client(address)
     n = workers or os.cpu_count() or 1
+    import logging
+
+    # a worker that takes a moment to exit at shutdown is killed and logged: not the user's concern
+    logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
     return Client(cluster)
 

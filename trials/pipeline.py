@@ -253,7 +253,7 @@ def _twins(study: StudySpec, study_path: Path, out: Path, log) -> None:
     tracking.log_json({"source": name, "source_sha256": sha, "n": len(twins), "effect": study.twins.effect,
                        "outcome": o.model_dump(mode="json"), "twins_sha256": tracking.sha256_file(path)},
                       "twins/summary.json")
-    log(f"drug-response twins of {len(twins)} patients of {name} ({effect.kind} {effect.value}) -> {path}")
+    log(f"drug-response twins of {len(twins)} patients of {name} ({effect.kind.value} {effect.value}) -> {path}")
 
 
 def _simulate(sim: Simulation, study_path: Path, out: Path, name: str, log) -> None:

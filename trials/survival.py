@@ -62,6 +62,14 @@ def observe(raw: dict[str, np.ndarray], cutoff: dict) -> dict[str, np.ndarray]:
             raise ValueError(f"fewer than {d} events can ever occur with {entry.shape[1]} patients; lower the events")
     else:
         cut = np.full(entry.shape[0], float(cutoff["calendar"]))
+    return observe_at(raw, cut)
+
+
+def observe_at(raw: dict[str, np.ndarray], cut: np.ndarray) -> dict[str, np.ndarray]:
+    """`observe` at given calendar cut-offs, one per replicate (R,): also how external
+    controls are followed up to the trial's own analysis time."""
+    entry, follow, is_event = raw["entry"], raw["follow"], raw["is_event"]
+    cut = np.asarray(cut, dtype=float)
     available = np.clip(cut[:, None] - entry, 0.0, None)
     time = np.minimum(follow, available)
     # compare calendar times, as the cut-off was found: cut - entry can round below follow

@@ -20,6 +20,7 @@ EXAMPLES: dict[str, tuple[str, str]] = {
     "anorexia": ("MASS", "anorexia"),
     "gbsg_rotterdam_coded": ("survival", "gbsg"),
     "opt_control": ("medicaldata", "opt"),
+    "colon_obs": ("survival", "colon"),   # the observation arm's recurrence rows (spec subset)
 }
 
 
