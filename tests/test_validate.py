@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,30 +11,10 @@ import pytest
 import yaml
 
 from trials.cli import main
+from studies import small_indo_plan
 from trials.credibility import check_design, check_replication, verify_engine
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def _small_study(tmp_path: Path, goals: list[dict], name: str, design_goals: list[dict] | None = None) -> Path:
-    """The indo_rct plan with a small sampler, few SBC replicates and a short design."""
-    spec = yaml.safe_load((EXAMPLES / "indo_rct.yaml").read_text())
-    spec["sampler"] = {"draws": 300, "tune": 300, "chains": 2}
-    (tmp_path / "indo_rct.yaml").write_text(yaml.safe_dump(spec))
-    design = yaml.safe_load((EXAMPLES / "design_hybrid_binary.yaml").read_text())
-    design.update(replicates=1000, chunk_size=250)
-    (tmp_path / "design.yaml").write_text(yaml.safe_dump(design))
-    plan = yaml.safe_load((EXAMPLES / "credibility_indo.yaml").read_text())
-    plan["name"] = name
-    plan["data"]["spec"] = "indo_rct.yaml"
-    plan["verification"] = {"sbc_replicates": 10, "sbc_observations": 60, "engine_replicates": 400}
-    plan["sub_models"] = {"virtual_patient_generation": {"goals": goals}}
-    if design_goals is not None:
-        plan["sub_models"]["trial_decision_model"] = {"design": "design.yaml", "analyses": ["borrowing"],
-                                                      "goals": design_goals}
-    path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump(plan, sort_keys=False))
-    return path
 
 
 @pytest.mark.slow
@@ -48,7 +27,7 @@ def test_validate_end_to_end_logs_records_assessment_and_alias(tmp_path, capsys)
              {"metric": "comparator_size", "threshold": {"min": 80}},
              {"metric": "cohort_plausibility_failures", "threshold": {"equals": 0}},
              {"metric": "plan_deviations", "threshold": {"equals": 0}}]
-    plan = _small_study(tmp_path, goals, "e2e-adequate")
+    plan = small_indo_plan(tmp_path, goals, "e2e-adequate")
     out = tmp_path / "out"
     assert main(["validate", str(plan), "--out", str(out), "--no-progress"]) == 0
     records = json.loads((out / "records.json").read_text())
@@ -97,7 +76,7 @@ def test_validate_end_to_end_logs_records_assessment_and_alias(tmp_path, capsys)
 
 
 def test_a_failing_contract_stops_validation_with_exit_2(tmp_path, capsys):
-    plan = _small_study(tmp_path, [{"metric": "data_contract_failures", "threshold": {"equals": 0}}], "bad-data")
+    plan = small_indo_plan(tmp_path, [{"metric": "data_contract_failures", "threshold": {"equals": 0}}], "bad-data")
     bad = yaml.safe_load(plan.read_text())
     rows = pd.DataFrame({"id": [1, 2], "rx": "0_placebo", "age": [30, 300], "outcome": ["0_no", "1_yes"]})
     rows.to_csv(tmp_path / "bad.csv", index=False)

@@ -189,7 +189,8 @@ def run_study(study_path: str | Path, out_dir: str | Path, *, progress: bool = T
                 from reports.package import build_package
 
                 zip_path = build_package(out, out / study.package.file,
-                                         include_patient_rows=study.package.include_patient_rows, overwrite=True)
+                                         include_patient_rows=study.package.include_patient_rows, overwrite=True,
+                                         log=log)
                 tracking.log_file(zip_path, "package")
                 mlflow.set_tag("package.sha256", tracking.sha256_file(zip_path))
                 stages["package"] = pr.info.run_id
