@@ -229,13 +229,13 @@ def simulate_design(
 
 def read_results(path: str | Path):
     """(replicates, oc) Datasets of a results file written by `simulate_design`."""
-    import xarray as xr
+    from virtual_patients.generator import load_tree
 
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such file")
     try:
-        tree = xr.open_datatree(p, engine="netcdf4").load()
+        tree = load_tree(p)
     except (OSError, ValueError) as err:
         raise InputError(f"{p}: not a results file written by 'insilico simulate' ({err})") from err
     if "oc" not in tree.children or "replicates" not in tree.children:

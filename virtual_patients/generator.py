@@ -537,7 +537,7 @@ class Generator:
                 raise GeneratorLoadError(f"{d}: not a saved generator ({f} is missing); run 'insilico fit' first")
         spec = GeneratorSpec.from_yaml(d / SPEC_FILE)
         meta = json.loads((d / META_FILE).read_text())
-        posterior = xr.open_datatree(d / POSTERIOR_FILE, engine="netcdf4").load()
+        posterior = load_tree(d / POSTERIOR_FILE)
         recorded = posterior.attrs.get("spec_hash")
         if not (spec.hash() == meta.get("spec_hash") == recorded):
             raise GeneratorLoadError(
@@ -545,6 +545,21 @@ class Generator:
                 f"(fitted with spec hash {str(recorded)[:12]}); refit with 'insilico fit' after changing a spec"
             )
         return cls(spec, posterior, meta)
+
+
+def load_tree(path) -> "xr.DataTree":
+    """Read a NetCDF DataTree fully into memory and close the file.
+
+    A tree left open keeps its HDF5 handle; reopening the same file later in the process
+    (a generator loaded again by the engine after a fit) then fails with an HDF error.
+    """
+    import xarray as xr
+
+    tree = xr.open_datatree(path, engine="netcdf4")
+    try:
+        return tree.load()
+    finally:
+        tree.close()
 
 
 def _virtual_ids(n: int) -> np.ndarray:
