@@ -603,10 +603,24 @@ def _run_checks(plan, base: Path, spec_path: Path, spec, frozen, out_dir: Path, 
         m, _ = check_design(design_path, out_dir, log=log, analyses=design_sub.analyses)
         metrics.update(m)
 
+    records, assessment = _assess_and_report(plan, metrics, frozen, data, out_dir, run_id, log)
+    if register and assessment["overall"]["adequate"]:
+        _alias_validated(f"generator-{plan.name}", fit.run_id, log)
+    return ValidationOutcome(run_id, assessment, records, out_dir)
+
+
+def _assess_and_report(plan, metrics: Metrics, frozen, data: list[dict], out_dir: Path, run_id: str,
+                       log) -> tuple[list, dict]:
+    """Records (logged), the assessment built from them alone, and the credibility report."""
+    import mlflow
+
+    from validation import tracking
+    from validation.assessment import assess
+    from validation.evidence import write_records
+    from virtual_patients.generator import package_versions
+
     records = _log_records(plan, metrics, run_id)
     assessment = assess(plan, records, frozen=frozen, data=data, versions=package_versions(), run_id=run_id)
-    from validation.evidence import write_records
-
     write_records(records, out_dir / "records.json")
     (out_dir / "assessment.json").write_text(json.dumps(assessment, indent=2, default=float))
     tracking.log_json(assessment, "assessment.json")
@@ -615,9 +629,7 @@ def _run_checks(plan, base: Path, spec_path: Path, spec, frozen, out_dir: Path, 
     for f in (report["html"], report["pdf"]):
         tracking.log_file(f, "report")
     log(f"credibility report: {report['html']} (PDF beside it)")
-    if register and assessment["overall"]["adequate"]:
-        _alias_validated(f"generator-{plan.name}", fit.run_id, log)
-    return ValidationOutcome(run_id, assessment, records, out_dir)
+    return records, assessment
 
 
 def credibility_report(validation_dir: Path, out_dir: Path) -> dict:
@@ -785,19 +797,8 @@ def validate_twin(predictions: str | Path, observed: str | Path, plan_path: str 
             cal_png = fig.calibration_plot(calibration_table(cal["table"]), out_dir / "figures" / "calibration.png")
             metrics["twin_calibration_slope"] = _m("twin_calibration", cal["slope"], sm, artifact=cal_png)
             metrics["twin_calibration_intercept"] = _m("twin_calibration", cal["intercept"], sm)
-            records = _log_records(plan, metrics, run.info.run_id)
-            assessment = assess(plan, records, frozen=frozen, data=data, versions=package_versions(),
-                                run_id=run.info.run_id)
-            from validation.evidence import write_records
-
-            write_records(records, out_dir / "records.json")
-            (out_dir / "assessment.json").write_text(json.dumps(assessment, indent=2, default=float))
-            tracking.log_json(assessment, "assessment.json")
-            mlflow.set_tags({"credibility.adequate": str(assessment["overall"]["adequate"])})
-            report = credibility_report(out_dir, out_dir / "report")
-            for f in (report["html"], report["pdf"]):
-                tracking.log_file(f, "report")
-            log(f"{len(pair)} subjects; {len(records)} evidence records; report {report['html']}")
+            records, _ = _assess_and_report(plan, metrics, frozen, data, out_dir, run.info.run_id, log)
+            log(f"{len(pair)} subjects; {len(records)} evidence records")
         except BaseException:
             mlflow.end_run(status="FAILED")
             raise

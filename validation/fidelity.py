@@ -63,15 +63,21 @@ def correlation_difference(real: pd.DataFrame, synth: pd.DataFrame, columns: dic
 
 
 # ---------------------------------------------------------------------- survival
-def kaplan_meier(time: np.ndarray, event: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Kaplan-Meier survival estimate evaluated at each grid time."""
+def km_steps(time: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Kaplan-Meier product-limit steps: distinct times, deaths and number at risk at each,
+    and the survival just after each."""
     time, event = np.asarray(time, dtype=float), np.asarray(event, dtype=int)
     order = np.argsort(time, kind="stable")
     t, e = time[order], event[order]
     uniq, first = np.unique(t, return_index=True)
     deaths = np.add.reduceat(e, first)
     at_risk = len(t) - first
-    surv = np.cumprod(1.0 - deaths / at_risk)
+    return uniq, deaths, at_risk, np.cumprod(1.0 - deaths / at_risk)
+
+
+def kaplan_meier(time: np.ndarray, event: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Kaplan-Meier survival estimate evaluated at each grid time."""
+    uniq, _, _, surv = km_steps(time, event)
     idx = np.searchsorted(uniq, np.asarray(grid, dtype=float), side="right") - 1
     return np.where(idx >= 0, surv[np.clip(idx, 0, None)], 1.0)
 

@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit, logit
 
-from validation.fidelity import _pair, kaplan_meier
+from validation.fidelity import _pair, kaplan_meier, km_steps
 
 KINDS = ("continuous", "count", "binary", "categorical")
 
@@ -242,14 +242,9 @@ def rmst(time, event, tau: float) -> tuple[float, float]:
     tau = float(tau)
     if not np.isfinite(tau) or tau <= 0:
         raise ValueError(f"tau: expected a positive time, got {tau}")
-    order = np.argsort(t, kind="stable")
-    ts, es = t[order], e[order]
-    uniq, first = np.unique(ts, return_index=True)
-    deaths = np.add.reduceat(es, first)
-    at_risk = len(ts) - first
-    surv = np.cumprod(1.0 - deaths / at_risk)
-    if tau > ts[-1] and surv[-1] > 0:
-        raise ValueError(f"tau: {tau} is beyond the last follow-up time {ts[-1]} while survival is still "
+    uniq, deaths, at_risk, surv = km_steps(t, e)
+    if tau > uniq[-1] and surv[-1] > 0:
+        raise ValueError(f"tau: {tau} is beyond the last follow-up time {uniq[-1]} while survival is still "
                          f"{surv[-1]:.3g}; choose tau within follow-up")
     ev = (deaths > 0) & (uniq <= tau)
     te, de, ye, se_ = uniq[ev], deaths[ev], at_risk[ev], surv[ev]
