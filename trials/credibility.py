@@ -796,8 +796,8 @@ def validate_twin(predictions: str | Path, observed: str | Path, plan_path: str 
             cal = a["calibration"]
             cal_png = fig.calibration_plot(calibration_table(cal["table"]), out_dir / "figures" / "calibration.png")
             metrics["twin_calibration_slope"] = _m("twin_calibration", cal["slope"], sm, artifact=cal_png)
-            metrics["twin_calibration_intercept"] = _m("twin_calibration", cal["intercept"], sm)
-            records, _ = _assess_and_report(plan, metrics, frozen, data, out_dir, run.info.run_id, log)
+            metrics["twin_calibration_intercept"] = _m("twin_calibration", cal["calibration_in_the_large"], sm)
+            records, assessment = _assess_and_report(plan, metrics, frozen, data, out_dir, run.info.run_id, log)
             log(f"{len(pair)} subjects; {len(records)} evidence records")
         except BaseException:
             mlflow.end_run(status="FAILED")
