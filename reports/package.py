@@ -100,6 +100,7 @@ MCMC_CHECKS = frozenset({
     "propensity", "mahalanobis_qq", "kaplan_meier", "rmst_tost", "discrimination", "calibration",
     "outcome_distribution", "predictive_intervals", "calibration_fit", "applicability", "privacy",
     "trial_replication", "cohort_plausibility",
+    "psis_loo",  # not in the list, but PSIS-LOO Pareto k is computed from the posterior draws
 })
 
 # package path -> path in the study output folder written by run_study
@@ -260,7 +261,8 @@ def data_dictionary(spec: dict | None, run: dict, assessment: dict) -> str:
         for c in spec.get("covariates") or []:
             rows.append({"column": c.get("name"), "role": "covariate", "type": c.get("type"),
                          "levels": _levels(c.get("levels")), "range": _range(c.get("range")),
-                         "transform": c.get("transform") or "none"})
+                         "transform": (c.get("transform") or "none") if c.get("type") in ("continuous", "count")
+                         else ""})
         o = spec.get("outcome") or {}
         family = o.get("family")
         if o.get("column"):
@@ -275,11 +277,12 @@ def data_dictionary(spec: dict | None, run: dict, assessment: dict) -> str:
     for r in rows:
         r["record"] = "column"
     hashes = (run.get("hashes") or {}).get("data") or {}
-    described = {d.get("name"): d for d in assessment.get("data") or [] if isinstance(d, dict)}
-    for name in list(hashes) + [n for n in described if n not in hashes]:
-        d = described.get(name, {})
-        rows.append({"record": "source", "role": d.get("role", ""), "source": name, "rows": d.get("rows", ""),
-                     "sha256": hashes.get(name) or d.get("sha256", "")})
+    described = [d for d in assessment.get("data") or [] if isinstance(d, dict)]
+    for d in described:  # one row per role: a source may serve several (training, target, replication)
+        rows.append({"record": "source", "role": d.get("role", ""), "source": d.get("name"), "rows": d.get("rows", ""),
+                     "sha256": d.get("sha256") or hashes.get(d.get("name"), "")})
+    for name in [n for n in hashes if n not in {d.get("name") for d in described}]:
+        rows.append({"record": "source", "source": name, "sha256": hashes[name]})
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=DICTIONARY_COLUMNS, lineterminator="\n")
     w.writeheader()

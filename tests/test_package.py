@@ -77,7 +77,8 @@ def _assessment(data_name: str, data_sha: str) -> dict:
             {"name": "trial_decision_model", "adequate": True, "factors": [
                 {"factor": "Relevance of the quantities of interest", "level": "met", "adequate": True}]},
         ],
-        "data": [{"role": "training", "name": data_name, "sha256": data_sha, "rows": 5, "ids_sha256": None}],
+        "data": [{"role": "training", "name": data_name, "sha256": data_sha, "rows": 5, "ids_sha256": None},
+                 {"role": "target", "name": data_name, "sha256": data_sha, "rows": 3, "ids_sha256": None}],
     }
 
 
@@ -259,11 +260,11 @@ def test_data_dictionary_states_columns_and_sources_but_no_values(package, study
     assert (cols["age"]["role"], cols["age"]["type"]) == ("covariate", "continuous")
     assert cols["age"]["range"] == "[18.0, 90.0]"
     assert (cols["sex"]["type"], cols["sex"]["levels"]) == ("binary", "F; M")
-    assert cols["nodes"]["transform"] == "quantile"
-    src = [r for r in rows if r["record"] == "source"]
-    assert len(src) == 1
-    assert (src[0]["source"], src[0]["role"], src[0]["rows"]) == ("data/patients.csv", "training", "5")
-    assert src[0]["sha256"] == sha(study["patients"].encode())
+    assert (cols["nodes"]["transform"], cols["age"]["transform"], cols["sex"]["transform"]) == ("quantile", "none", "")
+    src = [r for r in rows if r["record"] == "source"]  # one row per role a source serves
+    assert [(r["source"], r["role"], r["rows"]) for r in src] == [("data/patients.csv", "training", "5"),
+                                                                  ("data/patients.csv", "target", "3")]
+    assert {r["sha256"] for r in src} == {sha(study["patients"].encode())}
     assert not any(pid in text for pid in study["ids"])
 
 

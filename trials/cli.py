@@ -259,7 +259,7 @@ def cmd_reproduce(args) -> int:
     from trials.pipeline import run_study
 
     con = _console()
-    report = reproduce(Path(args.package), lambda study, out: run_study(study, out, progress=False,
+    report = reproduce(Path(args.package), lambda study, out: run_study(study, out, progress=False, register=False,
                                                                         log=lambda m: con.print(f"  · {m}")),
                        log=lambda m: con.print(f"[bold]·[/] {m}"))
     print(report.to_text())
