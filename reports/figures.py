@@ -76,17 +76,24 @@ def km_overlay(grid: np.ndarray, km_real: np.ndarray, band: tuple[np.ndarray, np
 
 
 def love_plot(balance: pd.DataFrame, out: str | Path, *, threshold: float = 0.1, tolerated: float = 0.25,
-              title: str = "Covariate balance: virtual vs real") -> Path:
+              title: str = "Covariate balance: virtual vs real",
+              xlabel: str = "standardised mean difference (virtual − real)") -> Path:
     """Standardised mean differences per covariate (level), with the 0.1 / 0.25 guides.
 
     Within ``threshold``: green circles; within ``tolerated``: orange squares; beyond:
-    vermillion triangles (shape repeats the colour's message).
+    vermillion triangles (shape repeats the colour's message). An optional
+    ``smd_before`` column (e.g. before propensity weighting) is drawn as hollow grey
+    circles joined to the current value.
     """
     _require_columns(balance, ["smd"], "balance")
     smd = balance["smd"].iloc[::-1]
+    before = balance["smd_before"].iloc[::-1].to_numpy() if "smd_before" in balance else None
     with _style() as plt:
         fig, ax = plt.subplots(figsize=(6.4, 0.3 * len(smd) + 1.4))
         y = np.arange(len(smd))
+        if before is not None:
+            ax.hlines(y, before, smd.to_numpy(), color=GUIDE, lw=0.8, zorder=1)
+            ax.scatter(before, y, facecolors="none", edgecolors="grey", marker="o", zorder=2, label="before weighting")
         a = np.abs(smd.to_numpy())
         for mask, color, marker, label in (
                 (a < threshold, GREEN, "o", f"|SMD| < {threshold:g}"),
@@ -99,9 +106,8 @@ def love_plot(balance: pd.DataFrame, out: str | Path, *, threshold: float = 0.1,
             ax.axvline(-x, color=GUIDE, ls=style, lw=1)
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(y, smd.index)
-        lim = max(0.3, float(np.abs(smd).max()) * 1.1)
-        ax.set(xlim=(-lim, lim), xlabel="standardised mean difference (virtual − real)", ylabel="covariate",
-               title=title)
+        lim = max(0.3, float(np.nanmax(np.abs(np.r_[smd.to_numpy(), [] if before is None else before]))) * 1.1)
+        ax.set(xlim=(-lim, lim), xlabel=xlabel, ylabel="covariate", title=title)
         ax.grid(axis="y", visible=False)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.4 / max(len(smd), 1)), ncol=3, frameon=False)
         return _save(fig, out)

