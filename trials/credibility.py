@@ -546,8 +546,7 @@ def check_design(design_path: Path, out_dir: Path, *, log, progress=None,
 
 
 def _null(design) -> float:
-    fam = design.endpoint.family.value if design.endpoint is not None else None
-    return 1.0 if fam in ("time_to_event", "count") else 0.0
+    return design.null_effect
 
 
 # ------------------------------------------------------------------ the study
