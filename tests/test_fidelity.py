@@ -135,3 +135,16 @@ def test_trial_of_generator_patients_keeps_type_one_error(rotterdam, tmp_path_fa
         assert abs(null - 0.025) <= 3 * np.sqrt(0.025 * 0.975 / 2000), null
         assert float(oc.rejection_rate.sel(scenario="hr07")) > 0.3  # benefit detected (direction 'less')
         assert np.isnan(float(oc.bias.sel(scenario="null")))  # conditional HR: no closed-form marginal truth
+
+
+def test_levels_written_as_floats_match_integer_levels():
+    """A CSV round trip turns level 1 into 1.0: it must still be the same level."""
+    import pandas as pd
+
+    from validation.fidelity import balance_table
+
+    real = pd.DataFrame({"g": [1.0, 2.0, 1.0, 2.0]})
+    virt = pd.DataFrame({"g": [1, 2, 2, 2]})
+    bal = balance_table(real, virt, {"g": "binary"})
+    assert list(bal.index) == ["g=2"]  # one indicator, not "g=2.0" and "g=2"
+    assert bal.loc["g=2", "mean_real"] == 0.5 and bal.loc["g=2", "mean_synthetic"] == 0.75

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from virtual_patients.encoding import level_key
+
 
 def numeric_view(df: pd.DataFrame, columns: dict[str, str], levels: dict[str, list] | None = None) -> pd.DataFrame:
     """Covariates as numbers: continuous/count as they are, one 0/1 column per level otherwise.
@@ -22,8 +24,8 @@ def numeric_view(df: pd.DataFrame, columns: dict[str, str], levels: dict[str, li
         if kind in ("continuous", "count"):
             out[name] = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=float)
             continue
-        vals = df[name].astype(str)
-        lv = [str(v) for v in (levels or {}).get(name, sorted(vals.unique()))]
+        vals = df[name].map(level_key)  # 1, 1.0 and "1" are one level (CSV round trips make floats)
+        lv = [level_key(v) for v in (levels or {}).get(name, sorted(vals.unique()))]
         # a binary covariate needs one indicator; a categorical one per level
         for lvl in lv[1:] if kind == "binary" else lv:
             out[f"{name}={lvl}"] = (vals == lvl).to_numpy(dtype=float)
@@ -31,7 +33,7 @@ def numeric_view(df: pd.DataFrame, columns: dict[str, str], levels: dict[str, li
 
 
 def _pair(real: pd.DataFrame, synth: pd.DataFrame, columns: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    levels = {n: sorted(set(real[n].astype(str)) | set(synth[n].astype(str)))
+    levels = {n: sorted(set(real[n].map(level_key)) | set(synth[n].map(level_key)))
               for n, k in columns.items() if k in ("binary", "categorical")}
     return numeric_view(real, columns, levels), numeric_view(synth, columns, levels)
 
