@@ -354,3 +354,61 @@ def _save(fig, out: str | Path, *, tight: bool = True) -> Path:
     fig.savefig(out, dpi=DPI)
     _plt().close(fig)
     return out
+
+
+def chain_rank_plot(draws: dict[str, np.ndarray], out: str | Path, *, bins: int = 20,
+                    title: str = "MCMC rank plots (parameters with the largest R-hat)") -> Path:
+    """Rank histograms per chain (Vehtari et al. 2021): for each parameter, the draws of
+    all chains are ranked together and each chain's ranks binned. Chains that mixed give
+    flat, overlapping histograms; a chain stuck elsewhere piles up at one end.
+
+    ``draws`` maps a parameter label to a (chains, draws) array.
+    """
+    if not draws:
+        raise ValueError("draws: no parameters to plot")
+    names = list(draws)
+    cols = min(3, len(names))
+    rows = int(np.ceil(len(names) / cols))
+    with _style() as plt:
+        fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.3 * rows + 0.6), squeeze=False)
+        for ax, name in zip(axes.ravel(), names, strict=False):
+            x = np.asarray(draws[name], dtype=float)
+            if x.ndim != 2:
+                raise ValueError(f"draws[{name!r}]: expected a (chains, draws) array, got shape {x.shape}")
+            ranks = x.ravel().argsort().argsort().reshape(x.shape)
+            edges = np.linspace(0, x.size, bins + 1)
+            for c in range(x.shape[0]):
+                counts, _ = np.histogram(ranks[c], edges)
+                ax.stairs(counts, edges, baseline=None, color=PALETTE[c % len(PALETTE)], lw=1.2, label=f"chain {c + 1}")
+            ax.axhline(x.shape[1] / bins, color=GUIDE, ls="--", lw=1)
+            ax.set(title=name, xlabel="rank (all chains)", ylabel="draws per bin")
+        for ax in axes.ravel()[len(names):]:
+            ax.set_visible(False)
+        axes[0, 0].legend(frameon=False, fontsize=7)
+        fig.suptitle(title)
+        return _save(fig, out)
+
+
+def predictive_ecdf(observed: np.ndarray, replicated: np.ndarray, out: str | Path, *, xlabel: str,
+                    title: str = "Posterior predictive check: observed vs replicated cohorts",
+                    level: float = 0.95) -> Path:
+    """ECDF of the observed outcome against the pointwise ``level`` band of replicated
+    cohorts' ECDFs (each row of ``replicated`` one virtual cohort of the same size)."""
+    y = _finite(observed, "observed")
+    rep = np.asarray(replicated, dtype=float)
+    if rep.ndim != 2 or rep.shape[1] == 0:
+        raise ValueError("replicated: expected a (cohorts, patients) array")
+    grid = np.quantile(np.r_[y, rep.ravel()], np.linspace(0.001, 0.999, 200))
+    ecdf = lambda v: np.searchsorted(np.sort(v), grid, side="right") / len(v)  # noqa: E731
+    curves = np.array([ecdf(r) for r in rep])
+    lo, hi = np.quantile(curves, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    with _style() as plt:
+        fig, ax = plt.subplots(figsize=(5.6, 4.0))
+        ax.fill_between(grid, lo, hi, step="post", color=PALETTE[5], alpha=0.35, lw=0,
+                        label=f"virtual cohorts: {level:.0%} band")
+        ax.step(grid, np.median(curves, axis=0), where="post", color=PALETTE[0], lw=1, ls=":",
+                label="virtual cohorts: median")
+        ax.step(grid, ecdf(y), where="post", color=PALETTE[1], lw=1.6, label="observed (held out)")
+        ax.set(xlabel=xlabel, ylabel="cumulative proportion", title=title, ylim=(0, 1))
+        ax.legend(loc="lower right", frameon=False)
+        return _save(fig, out)

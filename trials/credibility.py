@@ -76,12 +76,37 @@ def _complete(df: pd.DataFrame, spec) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------ checks
-def check_convergence(diag: dict, loo: dict | None) -> Metrics:
-    """MCMC diagnostics of the fit, and PSIS-LOO Pareto k of the outcome model when it has one."""
+def check_convergence(diag: dict, loo: dict | None, posterior=None, figures: Path | None = None) -> Metrics:
+    """MCMC diagnostics of the fit (with rank plots of the worst-mixing parameters), and
+    PSIS-LOO Pareto k of the outcome model when it has one."""
     out = {k: _m("mcmc_diagnostics", diag[k]) for k in ("max_rhat", "min_ess_bulk", "min_ess_tail", "divergences")}
+    if posterior is not None and figures is not None:
+        out["max_rhat"]["artifact"] = _rank_plot(posterior, figures / "mcmc_rank_plots.png")
     if loo is not None:  # survival outcomes (a Potential) have no pointwise likelihood: a goal shows "no evidence"
         out["max_pareto_k"] = _m("psis_loo", loo["max_pareto_k"], detail=loo)
     return out
+
+
+def _rank_plot(posterior, out: Path, n: int = 6) -> Path:
+    """Chain rank plots of the n scalar parameters with the largest R-hat."""
+    import warnings
+
+    import arviz as az
+
+    from reports.figures import chain_rank_plot
+
+    post = posterior["posterior"].to_dataset()
+    draws = {}
+    for name, da in post.data_vars.items():
+        flat = da.values.reshape(da.shape[0], da.shape[1], -1)
+        for j in range(flat.shape[2]):
+            if np.std(flat[:, :, j]) > 0:
+                draws[f"{name}[{j}]" if flat.shape[2] > 1 else name] = flat[:, :, j]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = {k: float(az.rhat(v)) for k, v in draws.items()}
+    worst = sorted(rhat, key=rhat.get, reverse=True)[:n]
+    return chain_rank_plot({f"{k} (R-hat {rhat[k]:.3f})": draws[k] for k in worst}, out)
 
 
 def check_holdout(gen, train: pd.DataFrame, comp: pd.DataFrame, plan, seed: int, figures: Path) -> Metrics:
@@ -147,7 +172,11 @@ def check_holdout(gen, train: pd.DataFrame, comp: pd.DataFrame, plan, seed: int,
             out["c_index"] = _m("discrimination", vm.concordance(y_r, score))
         else:
             cal = vm.calibration(y_r, score, "continuous")
-            out["outcome_ks"] = _m("outcome_distribution", vm_ks(y_r, y_v))
+            reps = np.array([_numeric_outcome(gen.sample_cohort(len(comp), seed=seed + 1000 + i), gen)
+                             for i in range(100)])
+            ppc = fig.predictive_ecdf(y_r, reps, figures / "posterior_predictive.png",
+                                      xlabel=f"{spec.outcome.column} (held-out comparator)")
+            out["outcome_ks"] = _m("outcome_distribution", vm_ks(y_r, y_v), artifact=ppc)
         cal_png = fig.calibration_plot(calibration_table(cal["table"]), figures / "calibration.png",
                                        title="held-out comparator: twin prediction vs observed outcome")
         out["calibration_slope"] = _m("calibration", cal["slope"], artifact=cal_png, detail=_plain(cal))
@@ -645,7 +674,7 @@ def _run_checks(plan, base: Path, spec_path: Path, spec, frozen, out_dir: Path, 
         fit = fit_generator(train_path, spec_path, out_dir / "generator", plan.seed, progress=progress,
                             register=register, overwrite=True, model_name=f"generator-{plan.name}", log=log)
     gen = Generator.load(fit.generator_dir)
-    metrics.update(check_convergence(fit.diagnostics, gen.meta.get("loo")))
+    metrics.update(check_convergence(fit.diagnostics, gen.meta.get("loo"), gen.posterior, figures))
 
     from validation.suites import check_cohort
 
