@@ -89,6 +89,8 @@ from typing import Any
 
 import numpy as np
 
+from validation.evidence import jsonable, sha256_file
+
 FORMAT = "insilico-trials submission package"
 FORMAT_VERSION = 1
 Z = 3.0
@@ -120,14 +122,6 @@ ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed entry timestamps: the same inputs give
 
 # ----------------------------------------------------------------------------- small helpers
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text())
@@ -136,17 +130,7 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 def _dumps(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=2, allow_nan=False, default=_jsonable) + "\n").encode()
-
-
-def _jsonable(o: object):
-    if isinstance(o, (np.floating, np.integer, np.bool_)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    return (json.dumps(obj, indent=2, allow_nan=False, default=jsonable) + "\n").encode()
 
 
 def _files_under(root: Path) -> list[Path]:
@@ -450,7 +434,7 @@ def _study_file(out_dir: Path, run: dict) -> Path:
     yamls = [p for p in _files_under(study_dir) if p.suffix.lower() in (".yaml", ".yml")]
     want = (run.get("hashes") or {}).get("study")
     if want:
-        hit = [p for p in yamls if _sha256_file(p) == want]
+        hit = [p for p in yamls if sha256_file(p) == want]
         if hit:
             return hit[0]
     name = run.get("study")
@@ -519,7 +503,7 @@ def build_package(out_dir: str | Path, zip_path: str | Path, *, include_patient_
         entries[f"reports/{p.relative_to(out_dir / 'reports').as_posix()}"] = p
     for p in _files_under(out_dir / "study"):
         rel = p.relative_to(out_dir).as_posix()
-        patient = p.suffix.lower() in TABLE_SUFFIXES or _sha256_file(p) in data_hashes
+        patient = p.suffix.lower() in TABLE_SUFFIXES or sha256_file(p) in data_hashes
         if patient and not include_patient_rows:
             excluded.append({"path": rel, "reason": "patient-level data file read by the study"})
         else:
@@ -659,7 +643,7 @@ def _package_files(package: Path) -> tuple[dict, dict[str, tuple[str, int]]]:
         if not (package / MANIFEST).is_file():
             raise ValueError(f"{package}: not a submission package (no MANIFEST.json)")
         manifest = _read_manifest((package / MANIFEST).read_bytes(), str(package))
-        found = {p.relative_to(package).as_posix(): (_sha256_file(p), p.stat().st_size)
+        found = {p.relative_to(package).as_posix(): (sha256_file(p), p.stat().st_size)
                  for p in _files_under(package)}
     elif package.is_file() and zipfile.is_zipfile(package):
         found = {}

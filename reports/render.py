@@ -21,7 +21,6 @@ appear as supplementary figures (Appendix E).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -29,7 +28,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from validation.evidence import CATEGORIES, EvidenceRecord
+from validation.evidence import CATEGORIES, EvidenceRecord, sha256_file
 
 TEMPLATES = Path(__file__).parent / "templates"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg")
@@ -70,14 +69,6 @@ def _slug(text: str) -> str:
 
 def _humanize(key: str) -> str:
     return key.replace("_", " ").capitalize()
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _css_width(path: Path) -> int | None:
@@ -162,7 +153,7 @@ class _Figures:
             self._names.add(target)
             n = len(self._placed) + 1
             self._placed[src] = {"src": f"figures/{target}", "number": n, "id": f"figure-{n}",
-                                 "sha256": _sha256_file(src), "name": name, "width": _css_width(src)}
+                                 "sha256": sha256_file(src), "name": name, "width": _css_width(src)}
         return self._placed[src]
 
     def commit(self) -> Path:

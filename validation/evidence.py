@@ -157,9 +157,18 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks (artifacts, inputs, package members)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def write_records(records: list[EvidenceRecord], path: str | Path) -> Path:
     path = Path(path)
-    path.write_text(json.dumps([r.to_dict() for r in records], indent=2, default=_jsonable))
+    path.write_text(json.dumps([r.to_dict() for r in records], indent=2, default=jsonable))
     return path
 
 
@@ -167,9 +176,12 @@ def read_records(path: str | Path) -> list[EvidenceRecord]:
     return [EvidenceRecord(**d) for d in json.loads(Path(path).read_text())]
 
 
-def _jsonable(o: object):
-    if hasattr(o, "item"):
+def jsonable(o: object):
+    """``json.dumps`` default for numpy scalars and arrays and paths; anything else is an error."""
+    if hasattr(o, "item") and getattr(o, "ndim", 0) == 0:
         return o.item()
     if hasattr(o, "tolist"):
         return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")

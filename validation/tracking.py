@@ -8,13 +8,14 @@ Patient rows are never logged: inputs are recorded by path, SHA-256 and a schema
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
+
+from validation.evidence import sha256_file  # noqa: F401 - the one checksum, re-exported for the stages
 
 DEFAULT_EXPERIMENT = "insilico-trials"
 
@@ -55,14 +56,6 @@ def setup(experiment: str = DEFAULT_EXPERIMENT) -> str:
         mlflow.create_experiment(experiment, artifact_location=artifacts or None)
     mlflow.set_experiment(experiment)
     return uri
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def log_versions(versions: dict[str, str]) -> None:
