@@ -79,3 +79,21 @@ def test_run_reports_package_and_reproduce(tmp_path, capsys):
     assert main(["reproduce", str(bad)]) == 1
     text = capsys.readouterr().out
     assert "FAIL" in text and "results/simulation.nc" in text
+
+
+def test_a_failing_stage_stops_the_study_with_a_failed_run(tmp_path, capsys):
+    import mlflow
+    import pandas as pd
+
+    study = _study(tmp_path)
+    plan = yaml.safe_load((tmp_path / "plan.yaml").read_text())
+    pd.DataFrame({"id": [1, 2], "rx": "0_placebo", "age": [30, 300], "outcome": ["0_no", "1_yes"]}).to_csv(
+        tmp_path / "bad.csv", index=False)
+    plan["data"]["training"] = {"path": "bad.csv"}
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan, sort_keys=False))
+    out = tmp_path / "out"
+    assert main(["run", str(study), "--out", str(out), "--no-progress"]) == 2
+    assert "gender" in capsys.readouterr().err  # the contract names what is wrong
+    runs = mlflow.search_runs(filter_string="tags.`study.name` = 'pipeline-test'", output_format="list")
+    assert runs and all(r.info.status == "FAILED" for r in runs if r.data.tags.get("study.out_dir") == str(out.resolve()))
+    assert not (out / "study.zip").exists() and not (out / "reports").exists()
