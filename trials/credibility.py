@@ -850,3 +850,96 @@ def _json_default(o):
         return jsonable(o)
     except TypeError:
         return str(o)
+
+
+# ------------------------------------------------------------------ a device maker's twin
+def validate_twin(predictions: str | Path, observed: str | Path, plan_path: str | Path, out_dir: str | Path, *,
+                  log=print) -> ValidationOutcome:
+    """Agreement of a twin's per-subject predictions with observations, graded by the plan."""
+    import mlflow
+
+    from reports import figures as fig
+    from validation import tracking
+    from validation.agreement import binary_agreement, continuous_agreement, read_twin_pair
+    from validation.assessment import assess
+    from validation.freeze import freeze
+    from validation.plan import PlanError, read_plan
+    from virtual_patients.generator import package_versions
+
+    plan, raw = read_plan(plan_path)
+    if plan.twin is None:
+        raise PlanError(f"{plan_path}: `insilico validate-twin` needs a `twin` section (kind, id_column, ...)")
+    tw = plan.twin
+    pair = read_twin_pair(predictions, observed, id_column=tw.id_column, value_column=tw.value_column)
+    out_dir = Path(out_dir)
+    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
+    tracking.setup()
+    with mlflow.start_run(run_name=f"validate twin {plan.name}") as run:
+        try:
+            frozen = freeze(plan.name, raw)
+            mlflow.set_tags({"stage": "validate_twin", "plan.name": plan.name, "plan.sha256": tracking_sha(raw),
+                             "plan.frozen_sha256": frozen.sha256})
+            data = []
+            for role, path in (("twin predictions", predictions), ("observed outcomes", observed)):
+                sha = tracking.sha256_file(path)
+                tracking.log_input_file(path, sha, {c: "f" for c in (tw.id_column, "value")}, context=role.split()[1])
+                data.append({"role": role, "name": str(path), "sha256": sha, "rows": len(pair), "ids_sha256": None})
+            sm = next((n for n, s in plan.sub_models.items() if any(g.metric.startswith("twin_") for g in s.goals)),
+                      "virtual_patient_generation")
+            y, p = pair["observed"].to_numpy(float), pair["predicted"].to_numpy(float)
+            metrics: Metrics = {"plan_deviations": _m("plan_freeze", len(frozen.deviations), sm,
+                                                      detail={"deviations": frozen.deviations})}
+            if tw.kind == "continuous":
+                a = continuous_agreement(y, p)
+                ba = fig.bland_altman(a["plot"]["mean"].to_numpy(), a["plot"]["difference"].to_numpy(), a["bias"],
+                                      (a["loa_lower"], a["loa_upper"]), out_dir / "figures" / "bland_altman.png")
+                detail = _plain({k: v for k, v in a.items() if k not in ("plot", "calibration")})
+                metrics["twin_bias"] = _m("twin_agreement", a["bias"], sm, artifact=ba, detail=detail)
+                for k in ("loa_lower", "loa_upper", "mae", "rmse"):
+                    metrics[f"twin_{k}"] = _m("twin_agreement", a[k], sm)
+            else:
+                a = binary_agreement(y, p, thresholds=tw.thresholds)
+                thr = a["thresholds"]
+                first = thr[thr["threshold"] == tw.thresholds[0]].set_index("measure")
+                metrics["twin_auc"] = _m("twin_agreement", a["auc"], sm, table=thr)
+                metrics["twin_brier"] = _m("twin_agreement", a["brier"], sm)
+                metrics["twin_sensitivity"] = _m("twin_agreement", first.loc["sensitivity", "value"], sm)
+                metrics["twin_specificity"] = _m("twin_agreement", first.loc["specificity", "value"], sm)
+            cal = a["calibration"]
+            cal_png = fig.calibration_plot(calibration_table(cal["table"]), out_dir / "figures" / "calibration.png")
+            metrics["twin_calibration_slope"] = _m("twin_calibration", cal["slope"], sm, artifact=cal_png)
+            metrics["twin_calibration_intercept"] = _m("twin_calibration", cal["calibration_in_the_large"], sm)
+            records, assessment = _assess_and_report(plan, metrics, frozen, data, out_dir, run.info.run_id, log)
+            log(f"{len(pair)} subjects; {len(records)} evidence records")
+        except BaseException:
+            mlflow.end_run(status="FAILED")
+            raise
+    return ValidationOutcome(run.info.run_id, assessment, records, out_dir)
+
+
+# ------------------------------------------------------------------ judgements
+def sign(run_id: str, field: str, text: str, by: str) -> dict:
+    """Record a person's judgement on a validation run (never filled by the software)."""
+    from datetime import UTC, datetime
+
+    import mlflow
+
+    from validation import tracking
+
+    tracking.setup()
+    try:
+        assessment = json.loads(mlflow.artifacts.load_text(f"runs:/{run_id}/assessment.json"))
+    except Exception as err:  # noqa: BLE001 - MLflow raises several types for a missing run/artifact
+        raise InputError(f"run {run_id}: no assessment found (is it an 'insilico validate' run?)") from err
+    if field not in assessment["judgements"]:
+        raise InputError(f"unknown judgement field {field!r}; the plan asks for: "
+                         f"{', '.join(assessment['judgements'])}")
+    if not text.strip() or not by.strip():
+        raise InputError("a judgement needs --text and --by (who records it)")
+    entry = {"text": text, "by": by, "at": datetime.now(UTC).isoformat(timespec="seconds")}
+    assessment["judgements"][field] = entry
+    with mlflow.start_run(run_id=run_id):
+        tracking.log_json(assessment, "assessment.json")
+        tracking.log_json(entry, f"judgements/{field}.json")
+        mlflow.set_tag(f"judgement.{field}", by)
+    return entry
