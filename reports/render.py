@@ -312,13 +312,7 @@ def render_credibility(assessment: dict, records: list[dict], out_dir: str | Pat
     out_dir = Path(out_dir)
     figs = _Figures(figures, out_dir)
     ctx = _credibility_context(assessment, records, figs)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    html = _env().get_template("credibility.html.j2").render(css=_css(), **ctx)
-    figs.commit()
-    html_path = out_dir / "credibility.html"
-    html_path.write_text(html, encoding="utf-8")
-    pdf_path = html_to_pdf(html_path, out_dir / "credibility.pdf")
-    return {"html": html_path, "pdf": pdf_path, "figures": figs.dir}
+    return _write_report("credibility", ctx, figs, out_dir)
 
 
 # ----------------------------------------------------------------------------- simulation
@@ -412,13 +406,17 @@ def render_simulation(context: dict, out_dir: str | Path, figures: dict[str, Pat
     out_dir = Path(out_dir)
     figs = _Figures(figures, out_dir)
     ctx = _simulation_context(context, figs)
+    return _write_report("simulation", ctx, figs, out_dir)
+
+
+def _write_report(name: str, ctx: dict, figs, out_dir: Path) -> dict[str, Path]:
+    """Render ``<name>.html.j2`` into ``<name>.html``, copy its figures, print ``<name>.pdf``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    html = _env().get_template("simulation.html.j2").render(css=_css(), **ctx)
+    html = _env().get_template(f"{name}.html.j2").render(css=_css(), **ctx)
     figs.commit()
-    html_path = out_dir / "simulation.html"
+    html_path = out_dir / f"{name}.html"
     html_path.write_text(html, encoding="utf-8")
-    pdf_path = html_to_pdf(html_path, out_dir / "simulation.pdf")
-    return {"html": html_path, "pdf": pdf_path, "figures": figs.dir}
+    return {"html": html_path, "pdf": html_to_pdf(html_path, out_dir / f"{name}.pdf"), "figures": figs.dir}
 
 
 def html_to_pdf(html_path: str | Path, pdf_path: str | Path) -> Path:

@@ -123,6 +123,31 @@ def _covariate_observed(df: pd.DataFrame, encoders: list[Encoder], D: np.ndarray
 
 
 # ---------------------------------------------------------------------- fitting
+@dataclass(frozen=True)
+class ModelInputs:
+    """Complete patients encoded for the PyMC model: encoders, design matrix, observed
+    covariates, outcome (internal scale) and its scale, study names and codes."""
+
+    encoders: list
+    D: np.ndarray
+    covariates: dict
+    outcome: object
+    scale: dict
+    studies: list[str]
+    codes: np.ndarray
+
+
+def model_inputs(df: pd.DataFrame, spec: GeneratorSpec) -> ModelInputs:
+    """What `build_model` needs from complete rows (shared by the fit and by SBC)."""
+    encoders = learn_encoders(df, spec)
+    D = design_matrix(df, encoders)
+    outcome, scale = _outcome_internal(df, spec)
+    studies = sorted(df[spec.study].astype(str).unique()) if spec.study else []
+    codes = (df[spec.study].astype(str).map({s: i for i, s in enumerate(studies)}).to_numpy()
+             if spec.study else np.zeros(len(df), dtype=np.int64))
+    return ModelInputs(encoders, D, _covariate_observed(df, encoders, D), outcome, scale, studies, codes)
+
+
 def fit(
     df: pd.DataFrame,
     spec: GeneratorSpec,
@@ -148,13 +173,9 @@ def fit(
     df, missing = drop_missing(df, spec)
     if len(df) < 10:
         raise ValueError(f"only {len(df)} complete patients after dropping missing values; need at least 10")
-    encoders = learn_encoders(df, spec)
-    D = design_matrix(df, encoders)
-    outcome, scale = _outcome_internal(df, spec)
-    studies = sorted(df[spec.study].astype(str).unique()) if spec.study else []
-    codes = (df[spec.study].astype(str).map({s: i for i, s in enumerate(studies)}).to_numpy()
-             if spec.study else np.zeros(len(df), dtype=np.int64))
-    model = build_model(D, _covariate_observed(df, encoders, D), encoders, outcome, codes, len(studies), spec)
+    m = model_inputs(df, spec)
+    model = build_model(m.D, m.covariates, m.encoders, m.outcome, m.codes, len(m.studies), spec)
+    encoders, scale = m.encoders, m.scale
     s = spec.sampler
     start = time.perf_counter()
     with model:

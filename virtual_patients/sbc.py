@@ -21,8 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import kernels
-from .encoding import design_matrix, learn_encoders
-from .generator import _covariate_observed, _outcome_internal, drop_missing, select_rows
+from .generator import drop_missing, model_inputs, select_rows
 from .model import OutcomeData, build_model, outcome_data_values
 from .spec import GeneratorSpec
 
@@ -55,17 +54,12 @@ def sbc_problem(spec: GeneratorSpec, data: pd.DataFrame, *, n_obs: int | None = 
         raise ValueError(f"n_obs must be a whole number in [10, {n}] (complete patients), got {n_obs}")
     rows = np.sort(np.random.default_rng(np.random.SeedSequence([seed, 1])).choice(n, int(n_obs), replace=False))
     df = df.iloc[rows].reset_index(drop=True)
-    encoders = learn_encoders(df, spec)
-    D = design_matrix(df, encoders)
-    outcome, scale = _outcome_internal(df, spec)
-    studies = sorted(df[spec.study].astype(str).unique()) if spec.study else []
-    codes = (df[spec.study].astype(str).map({s: i for i, s in enumerate(studies)}).to_numpy()
-             if spec.study else np.zeros(len(df), dtype=np.int64))
-    model = build_model(D, _covariate_observed(df, encoders, D), encoders, outcome, codes, len(studies), spec,
+    m = model_inputs(df, spec)
+    model = build_model(m.D, m.covariates, m.encoders, m.outcome, m.codes, len(m.studies), spec,
                         data_containers=True)
     simulate = prior_predictive(model)
     if spec.outcome.survival:
-        simulate = _with_survival(simulate, outcome, scale, D, codes, len(studies) >= 2)
+        simulate = _with_survival(simulate, m.outcome, m.scale, m.D, m.codes, len(m.studies) >= 2)
     return SpecSBCProblem(model, simulate, int(n_obs), rows)
 
 
