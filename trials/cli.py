@@ -314,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_twins)
 
     e = sub.add_parser("example", help="export a bundled real data set and its spec")
-    e.add_argument("name", choices=sorted(__import__("virtual_patients.examples", fromlist=["EXAMPLES"]).EXAMPLES))
+    e.add_argument("name", help="bundled data set: gbsg, rotterdam, gbsg_rotterdam_coded, indo_rct, anorexia, "
+                   "opt_control, colon_obs")
     e.add_argument("--out", required=True, help="folder to write <name>.csv and <name>.yaml")
     e.set_defaults(func=cmd_example)
 
