@@ -94,3 +94,68 @@ def test_calendar_cutoff_counts_enrolled_patients():
     # half of the 24-month accrual has happened at month 12: about 188 of 376 enrolled
     assert abs(float(res.n_patients.mean()) - 188) < 3
     assert hazard_model(d.endpoint) == {"kind": "exponential", "rate": pytest.approx(np.log(2) / 12)}
+
+
+def test_risk_sets_at_staggered_looks_equal_the_observed_data_at_each_look():
+    """The one-sort merge of `risk_sets` (finished patients in follow-up order, the ones
+    still followed in reverse entry order) gives, at every look, exactly the log-rank sums
+    and Cox fit of the data observed at that look (everybody treated as entered at 0):
+    two different paths through the kernel, equal to rounding (1e-12)."""
+    from trials.survival import cox_at, cutoff_times, draw_times, logrank_at, observe_at, risk_sets
+
+    rng = np.random.default_rng(11)
+    n = 300
+    arm = (np.arange(n) % 3 == 0).astype(np.int8)  # 1:2 allocation, randomisation order
+    raw = draw_times(40, arm, np.where(arm == 1, 0.6, 1.0), {"kind": "weibull", "rate": 0.02, "shape": 1.3},
+                     18.0, 0.02, rng)
+    cuts = cutoff_times(raw, [{"events": 60}, {"calendar": 20.0}, {"events": 150}])
+    risk = risk_sets(raw, cuts, arm, keep=True)
+    for k in range(3):
+        seen = observe_at(raw, cuts[:, k])
+        assert (risk["events"][:, k] == seen["event"].sum(axis=1)).all()
+        assert (risk["entered"][:, k] == seen["enrolled"]).all()
+        for ours, ref in ((logrank_at(risk, k, **COMMON), logrank(seen["time"], seen["event"], arm, **COMMON)),
+                          (cox_at(risk, k, **COMMON), cox_score(seen["time"], seen["event"], arm, **COMMON))):
+            for field in ("estimate", "std_error", "p_value"):
+                np.testing.assert_allclose(ours[field], ref[field], rtol=1e-12, atol=1e-12)
+    assert (risk["events"][:, 0] == 60).all() and (risk["events"][:, 2] == 150).all()
+
+
+def test_risk_sets_of_a_comparison_ignore_the_other_arms():
+    """code -1 leaves a patient out: the same as the data of the two compared arms alone."""
+    from trials.survival import cutoff_times, draw_times, logrank_at, observe_at, risk_sets
+
+    rng = np.random.default_rng(12)
+    arm = np.tile(np.array([0, 1, 2], np.int8), 100)
+    raw = draw_times(20, arm, np.choose(arm, [1.0, 0.8, 0.6]), {"kind": "exponential", "rate": 0.05}, 12.0, 0.0, rng)
+    cuts = cutoff_times(raw, [{"events": 120}])
+    code = np.where(arm == 2, 1, np.where(arm == 0, 0, -1))
+    ours = logrank_at(risk_sets(raw, cuts, code), 0, **COMMON)
+    keep = arm != 1
+    seen = observe_at({k: v[:, keep] for k, v in raw.items()}, cuts[:, 0])
+    ref = logrank(seen["time"], seen["event"], (arm[keep] == 2).astype(np.int8), **COMMON)
+    np.testing.assert_allclose(ours["estimate"], ref["estimate"], rtol=1e-12)
+
+
+def test_logrank_with_tied_times_matches_lifelines():
+    """Tied event times (whole months) share their risk set and the variance is the
+    hypergeometric one, as in lifelines' logrank_test (and R's survdiff): z^2 = chi2 to 1e-9."""
+    from lifelines.statistics import logrank_test
+
+    rng = np.random.default_rng(13)
+    arm = np.repeat([0, 1], 60).astype(np.int8)
+    time = np.ceil(rng.exponential(np.where(arm == 1, 14.0, 10.0), (6, 120)))
+    event = (rng.random((6, 120)) < 0.8).astype(np.int8)
+    lr = logrank(time, event, arm, **COMMON)
+    for r in range(6):
+        t, e = time[r], event[r]
+        test = logrank_test(t[arm == 1], t[arm == 0], e[arm == 1], e[arm == 0])
+        assert (lr["estimate"][r] / lr["std_error"][r]) ** 2 == pytest.approx(test.test_statistic, rel=1e-9)
+
+
+def test_entry_times_out_of_order_are_refused():
+    from trials.survival import risk_sets
+
+    raw = {"entry": np.array([[2.0, 1.0]]), "follow": np.array([[1.0, 2.0]]), "is_event": np.array([[True, True]])}
+    with pytest.raises(ValueError, match="sorted"):
+        risk_sets(raw, np.array([[10.0]]), np.array([0, 1]))

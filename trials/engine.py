@@ -92,6 +92,8 @@ def _comparison(view: dict, j: int, n_arms: int) -> dict:
     """One look's data restricted to control and treatment arm j (arm coded 0/1)."""
     if n_arms == 2:
         return view
+    if "raw_times" in view:
+        view = {**view, "comparison": j}
     if "summaries_by_arm" in view:
         s_t, s_c = view["summaries_by_arm"][j], view["summaries_by_arm"][0]
         return {**view, "summaries": {"n_t": s_t[0], "mean_t": s_t[1], "ss_t": s_t[2],
@@ -138,10 +140,13 @@ def _analyse(a, data: dict, common: dict, R: int) -> dict:
         res = kernels.procova(data["y"], data["arm"], data["score"], **common)
     elif a.method is Method.two_proportions:
         res = kernels.two_proportions(data["y"], data["arm"], **common)
-    elif a.method is Method.logrank:
-        res = survival.logrank(data["time"], data["event"], data["arm"], **common)
-    elif a.method is Method.cox_score:
-        res = survival.cox_score(data["time"], data["event"], data["arm"], **common)
+    elif a.method in (Method.logrank, Method.cox_score):
+        risk = _risk_sets(data, keep=a.method is Method.cox_score)
+        k = data["look"]
+        res = (survival.logrank_at(risk, k, **common) if a.method is Method.logrank
+               else survival.cox_at(risk, k, **common))
+        res["n_patients"] = risk["entered"][:, k].astype(float)
+        res["n_events"] = risk["events"][:, k].astype(float)
     elif a.method in (Method.hybrid_power_prior, Method.external_comparison):
         res = _external_analysis(a, data, common)
         if a.method is Method.hybrid_power_prior and common["sided"] == "one":
@@ -151,8 +156,9 @@ def _analyse(a, data: dict, common: dict, R: int) -> dict:
         res = kernels.poisson_rate_ratio(data["y"], data["arm"], data["exposure"], **common)
     res.setdefault("posterior_prob", np.full(R, np.nan))
     res.setdefault("prior_ess", np.full(R, np.nan))
-    res["n_patients"] = np.asarray(data.get("enrolled", np.full(R, len(data["arm"]))), dtype=float)
-    res["n_events"] = (data["event"].sum(axis=1).astype(float) if "event" in data else np.full(R, np.nan))
+    if "n_patients" not in res:
+        res["n_patients"] = np.asarray(data.get("enrolled", np.full(R, len(data["arm"]))), dtype=float)
+        res["n_events"] = (data["event"].sum(axis=1).astype(float) if "event" in data else np.full(R, np.nan))
     res["stop_stage"] = np.ones(R)
     return res
 
@@ -164,12 +170,9 @@ def _at_look(design: TrialDesign, data: dict, k: int) -> dict:
         return {**data, "summaries": data["look_summaries"][k]["pair"],
                 "summaries_by_arm": data["look_summaries"][k]["by_arm"]}
     if "raw_times" in data:
-        look = design.looks[k]
-        if look == 0:
-            cutoff = data["cutoff"] if "cutoff" in data else design.endpoint.cutoff.model_dump(exclude_none=True)
-        else:
-            cutoff = {"events": look}
-        view = {**data, **survival.observe(data["raw_times"], cutoff)}
+        view = {**data, "look": k, "cutoff_time": data["cuts"][:, k]}
+        if data["observed_needed"]:  # analyses other than log-rank / Cox see each patient's follow-up
+            view.update(survival.observe_at(data["raw_times"], view["cutoff_time"]))
         if "raw_ext" in data:  # external controls followed to the same calendar time, or for follow_up
             fu = design.external_control.follow_up
             cut = view["cutoff_time"] if fu is None else np.full(len(view["cutoff_time"]), fu)
@@ -184,6 +187,33 @@ def _at_look(design: TrialDesign, data: dict, k: int) -> dict:
         view["score"] = data["score"][:, :n]
         view["covariates"] = lambda names: data["covariates"](names)[:, :n]
     return view
+
+
+def _survival_looks(design: TrialDesign, data: dict) -> None:
+    """Each look's calendar cut-off (one sort for all looks) and what the looks share."""
+    cutoffs = []
+    for look in design.looks:
+        if look == 0:  # a fixed design: the endpoint's (or generator's) cut-off
+            cutoffs.append(data["cutoff"] if "cutoff" in data else design.endpoint.cutoff.model_dump(exclude_none=True))
+        else:
+            cutoffs.append({"events": look})
+    data["cuts"] = survival.cutoff_times(data["raw_times"], cutoffs)
+    data["observed_needed"] = any(a.method not in (Method.logrank, Method.cox_score) for a in design.analyses)
+    data.update(risk_cache={}, arm_all=data["arm"], comparison=1)
+
+
+def _risk_sets(view: dict, keep: bool) -> dict:
+    """`survival.risk_sets` of this comparison at every look, computed once per chunk
+    and shared by the looks and the log-rank and Cox analyses (kept risk sets serve both)."""
+    j = view["comparison"]
+    cache = view["risk_cache"]
+    if (j, True) in cache:
+        return cache[(j, True)]
+    if (j, keep) not in cache:
+        arm = view["arm_all"]
+        code = np.where(arm == j, 1, np.where(arm == 0, 0, -1))
+        cache[(j, keep)] = survival.risk_sets(view["raw_times"], view["cuts"], code, keep)
+    return cache[(j, keep)]
 
 
 def _sequential(per_look: list[dict], gsd, direction: str) -> dict:
@@ -275,14 +305,24 @@ def generator_family(design: TrialDesign) -> str:
 
 def _patients(design: TrialDesign, sc, effects: np.ndarray, R: int, rng: np.random.Generator) -> dict:
     """Simulated patients of R trials; ``effects`` (R, arms) on the natural scale
-    (control column: 0 for differences, 1 for ratios)."""
+    (control column: 0 for differences, 1 for ratios). Time-to-event trials also get
+    their looks' cut-offs."""
+    data = _draw_patients(design, sc, effects, R, rng)
+    if "raw_times" in data:
+        _survival_looks(design, data)
+    return data
+
+
+def _draw_patients(design: TrialDesign, sc, effects: np.ndarray, R: int, rng: np.random.Generator) -> dict:
     arm = design.arm_vector()
     n = len(arm)
-    effect = effects[:, arm]  # (R, n): each patient's arm effect
     if _summaries_suffice(design):
         ep = design.endpoint
         return {"look_summaries": _look_summaries(design, sc, effects, R, rng), "arm": arm,
                 "family": ep.family.value, "sigma": ep.sd}
+    # each patient's arm effect, (R, n); a broadcast view when every replicate has the same effects
+    same = bool((effects == effects[:1]).all())
+    effect = np.broadcast_to(effects[0, arm], (R, n)) if same else effects[:, arm]
     if design.endpoint is not None:
         ep = design.endpoint
         if ep.family is Family.normal:
@@ -291,7 +331,7 @@ def _patients(design: TrialDesign, sc, effects: np.ndarray, R: int, rng: np.rand
             p = np.clip(ep.control_rate + sc.control_shift + effect, 0.0, 1.0)  # prior draws may leave [0, 1]
             y = (rng.random((R, n)) < p).astype(np.int8)
         elif ep.family is Family.time_to_event:
-            hr = effect * np.exp(sc.control_shift)
+            hr = (effect[0] if same else effect) * np.exp(sc.control_shift)  # (n,) or (R, n)
             model = hazard_model(ep)
             raw = survival.draw_times(R, arm, hr, model, ep.accrual, ep.dropout_rate, rng)
             data = {"raw_times": raw, "arm": arm, "family": ep.family.value}
@@ -433,11 +473,12 @@ def _posterior_draw(gen, rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def _generator_times(t: np.ndarray, patients, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Entry (uniform over the accrual), follow-up to event or dropout, and whether it ends
-    in an event, for a generator's event times t (data time unit)."""
+    """Entry (sorted uniforms over the accrual: randomisation order), follow-up to event or
+    dropout, and whether it ends in an event, for a generator's event times t (data time unit)."""
     drop = (rng.exponential(1.0 / patients.dropout_rate, t.shape) if patients.dropout_rate > 0
             else np.full(t.shape, np.inf))
-    return {"entry": rng.random(t.shape) * patients.accrual, "follow": np.minimum(t, drop), "is_event": t <= drop}
+    entry = survival.entry_times(*t.shape, patients.accrual, rng)
+    return {"entry": entry, "follow": np.minimum(t, drop), "is_event": t <= drop}
 
 
 def _external_follow_up(design: TrialDesign, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
