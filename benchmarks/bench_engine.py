@@ -58,7 +58,7 @@ MULTI = {**BASE, "arms": [{"name": "placebo", "allocation": 1}, {"name": "low", 
          "sample_size": {"stages": [136, 268, 400], "information_rates": RATES},
          "scenarios": [{"name": "dose", "arm_effects": {"low": 0.1, "mid": 0.3, "high": 0.45}}],
          "analyses": [{"name": "t", "method": "difference_in_means"}]}
-SURV = {**BASE, "endpoint": {"family": "time_to_event", "control_median": 12, "accrual": 24},
+SURV = {**BASE, "endpoint": {"family": "time_to_event", "control_median": 12, "accrual": 24, "entry": "regular"},
         "sample_size": {"total": 376, "stages": [83, 167, 250], "information_rates": RATES},
         "scenarios": [{"name": "hr07", "effect": 0.7}], "analyses": [{"name": "logrank", "method": "logrank"}]}
 

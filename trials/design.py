@@ -28,7 +28,7 @@ the natural scale as mean difference, odds ratio, rate ratio or hazard ratio.
 from __future__ import annotations
 
 from enum import Enum
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -93,6 +93,10 @@ class Endpoint(_Frozen):
     piecewise: Piecewise | None = Field(None, description="time_to_event: piecewise-constant control hazard "
                                         "(instead of control_median).")
     accrual: float = Field(0.0, ge=0, description="time_to_event: uniform accrual duration.")
+    entry: Literal["random", "regular"] = Field(
+        "random", description="time_to_event: entry times over the accrual, in randomisation order: 'random' "
+        "(sorted uniforms, each trial its own) or 'regular' (patient i of n enters at i * accrual / n, "
+        "rpact's getSimulationSurvival).")
     dropout_rate: float = Field(0.0, ge=0, description="time_to_event: exponential dropout hazard.")
     cutoff: Cutoff | None = Field(None, description="time_to_event: when the analysis happens.")
 

@@ -333,12 +333,12 @@ def _draw_patients(design: TrialDesign, sc, effects: np.ndarray, R: int, rng: np
         elif ep.family is Family.time_to_event:
             hr = (effect[0] if same else effect) * np.exp(sc.control_shift)  # (n,) or (R, n)
             model = hazard_model(ep)
-            raw = survival.draw_times(R, arm, hr, model, ep.accrual, ep.dropout_rate, rng)
+            raw = survival.draw_times(R, arm, hr, model, ep.accrual, ep.dropout_rate, rng, ep.entry)
             data = {"raw_times": raw, "arm": arm, "family": ep.family.value}
             if design.external_control is not None:  # historical controls: the control hazard, no drift
                 m = design.external_control.n
                 ext = survival.draw_times(R, np.zeros(m, dtype=np.int8), np.ones(m), model, ep.accrual,
-                                          ep.dropout_rate, rng)
+                                          ep.dropout_rate, rng, ep.entry)
                 data["raw_ext"] = _external_follow_up(design, ext)
             return data
         else:
