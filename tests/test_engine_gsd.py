@@ -94,3 +94,37 @@ def test_stages_must_increase():
     with pytest.raises(SpecError, match="stages must increase"):
         TrialDesign.from_dict({**BASE, "endpoint": {"family": "normal"}, "sample_size": {"stages": [100, 80, 200]},
                                "scenarios": [{"name": "x"}], "analyses": [{"name": "t", "method": "difference_in_means"}]})
+
+
+def test_statistic_looks_decide_as_p_value_looks():
+    """Comparing each look's t statistic with the boundary carried to the t scale (and the
+    p-value only at the stop) gives the decisions, stopping looks and p-values of the
+    p-value path (z = Phi^-1(1 - p) against the z boundary), also for boundaries beyond
+    z = 8 where Phi(c) rounds to 1."""
+    from trials.analyses import _finish
+    from trials.engine import _sequential
+
+    d = TrialDesign.from_dict({**BASE, "endpoint": {"family": "normal", "sd": 1.0},
+                               "sample_size": {"stages": [119, 237, 356], "spending": "obrien_fleming",
+                                               "futility": [0.0, 0.5]},
+                               "scenarios": [{"name": "a", "effect": 0.3}],
+                               "analyses": [{"name": "t", "method": "difference_in_means"}]})
+    gsd = d.boundaries()
+    rng = np.random.default_rng(9)
+    est = [0.1 * k + 0.2 * rng.standard_normal(4000) for k in range(1, 4)]
+    common = {"alpha": 0.025, "sided": "one", "direction": "greater", "level": 0.95}
+    from dataclasses import replace
+
+    for boundaries in (gsd, replace(gsd, critical_values=np.array([9.0, 8.5, 2.0]))):
+        looks = [(e, rng.uniform(0.01, 0.2, 4000), 100 * (k + 1)) for k, e in enumerate(est)]  # |z| up to ~90
+        by_p = _sequential([{**_finish(e, se, df, **common), **_extra()} for e, se, df in looks], boundaries, "greater")
+        by_t = _sequential([{**_finish(e, se, df, **common, p_value=False), **_extra()} for e, se, df in looks],
+                           boundaries, "greater")
+        np.testing.assert_array_equal(by_p["decision"], by_t["decision"])
+        np.testing.assert_array_equal(by_p["stop_stage"], by_t["stop_stage"])
+        np.testing.assert_allclose(by_t["p_value"], by_p["p_value"], rtol=1e-12)
+
+
+def _extra():
+    nan = np.full(4000, np.nan)
+    return {"posterior_prob": nan, "prior_ess": nan, "n_patients": nan, "n_events": nan}

@@ -21,21 +21,29 @@ import numpy as np
 from scipy import special, stats
 
 
-def _finish(est, se, df, alpha, sided, direction, level) -> dict[str, np.ndarray]:
+def _finish(est, se, df, alpha, sided, direction, level, p_value: bool = True) -> dict[str, np.ndarray]:
     """Interval, p-value and decision from an estimate, its se and the reference df
-    (t with df degrees of freedom, or normal when df is None)."""
-    # scipy.special directly: a frozen scipy.stats distribution costs more than the test
-    if df is None:
-        cdf, q = special.ndtr, special.ndtri(0.5 + level / 2)
-    else:
-        cdf, q = (lambda x: special.stdtr(df, x)), special.stdtrit(df, 0.5 + level / 2)
+    (t with df degrees of freedom, or normal when df is None).
+
+    Also ``statistic`` (est / se, signed so that larger favours treatment) and ``df``.
+    ``p_value=False`` leaves out the p-value and decision: a group-sequential analysis
+    compares each look's statistic with its boundary and needs the p-value only at the
+    look where the trial stops (`one_sided_p`), which saves most t-distribution calls.
+    """
+    q = special.ndtri(0.5 + level / 2) if df is None else special.stdtrit(df, 0.5 + level / 2)
     z = est / se
-    if sided == "two":
-        p = 2 * cdf(-np.abs(z))
-    else:
-        p = cdf(-z) if direction == "greater" else cdf(z)
-    return {"estimate": est, "std_error": se, "lower": est - q * se, "upper": est + q * se,
-            "p_value": p, "decision": (p < alpha).astype(np.int8)}
+    out = {"estimate": est, "std_error": se, "lower": est - q * se, "upper": est + q * se,
+           "statistic": z if direction == "greater" else -z, "df": df}
+    if p_value:
+        p = 2 * one_sided_p(np.abs(z), df) if sided == "two" else one_sided_p(out["statistic"], df)
+        out.update(p_value=p, decision=(p < alpha).astype(np.int8))
+    return out
+
+
+def one_sided_p(statistic: np.ndarray, df) -> np.ndarray:
+    """Upper-tail p-value of a statistic (normal, or t with df)."""
+    # scipy.special directly: a frozen scipy.stats distribution costs more than the test
+    return special.ndtr(-statistic) if df is None else special.stdtr(df, -statistic)
 
 
 def arm_summaries(y: np.ndarray, arm: np.ndarray) -> dict[str, np.ndarray]:

@@ -63,6 +63,7 @@ def simulate_chunk(design_json: str, scenario: int, chunk: int) -> dict:
     common = {"alpha": alpha, "sided": dec.sided, "direction": design.direction, "level": dec.interval}
     gsd = _boundaries(design_json)
     data["threshold"] = dec.threshold if dec.threshold is not None else 1 - alpha
+    data["statistic_looks"] = gsd is not None and dec.sided == "one"
     views = [_at_look(design, data, k) for k in range(len(design.looks))]
     out, truth = {}, {}
     for label, a, j in design.analysis_labels():
@@ -128,7 +129,8 @@ def _analyse(a, data: dict, common: dict, R: int) -> dict:
     if "summaries" in data:  # parametric normal/binary: per-arm sufficient statistics
         kernel = (kernels.difference_in_means_summary if a.method is Method.difference_in_means
                   else kernels.two_proportions_summary)
-        res = kernel(data["summaries"], **common)
+        # group-sequential one-sided looks: p-values only at the stopping look (`_sequential`)
+        res = kernel(data["summaries"], **common, p_value=not data["statistic_looks"])
         n = data["summaries"]["n_t"] + data["summaries"]["n_c"]
         return {**res, "posterior_prob": np.full(R, np.nan), "prior_ess": np.full(R, np.nan),
                 "n_patients": np.full(R, float(n)), "n_events": np.full(R, np.nan), "stop_stage": np.ones(R)}
@@ -216,29 +218,56 @@ def _risk_sets(view: dict, keep: bool) -> dict:
     return cache[(j, keep)]
 
 
+def _t_scale(c: float, df) -> float:
+    """A z-scale boundary c on the scale of a t statistic with df degrees of freedom
+    (same tail probability), through the upper tail so that large c stay exact."""
+    from scipy import special
+
+    if df is None or not np.isfinite(c):
+        return c
+    return float(-special.stdtrit(df, special.ndtr(-c)))
+
+
 def _sequential(per_look: list[dict], gsd, direction: str) -> dict:
     """Stop each replicate at its first crossing of an efficacy or futility bound.
 
-    Each look's one-sided p-value is put on the z scale (z = Phi^-1(1 - p)) and compared
-    with the error-spending boundaries; estimates are the naive ones at the stopping look.
+    The error-spending boundaries are on the z scale. Looks that report a statistic
+    without a p-value (`analyses._finish` with ``p_value=False``) are compared with the
+    boundaries carried to the statistic's own scale (t with the look's df: z >= c exactly
+    when t >= t_df^-1(Phi(c))), and the p-value is computed at the stopping look only;
+    other looks' one-sided p-values are put on the z scale (z = Phi^-1(1 - p)).
+    Estimates are the naive ones at the stopping look.
     """
     from scipy import special
 
     K = len(per_look)
-    z = np.stack([-special.ndtri(np.clip(r["p_value"], 1e-300, 1.0)) for r in per_look])  # (K, R)
-    R = z.shape[1]
+    deferred = "p_value" not in per_look[0]
+    if deferred:
+        stat = np.stack([r["statistic"] for r in per_look])  # (K, R)
+        dfs = [r["df"] for r in per_look]
+        upper = [_t_scale(c, df) for c, df in zip(gsd.critical_values, dfs)]
+        lower = [_t_scale(c, df) for c, df in zip(gsd.futility_bounds, dfs)]
+    else:
+        stat = np.stack([-special.ndtri(np.clip(r["p_value"], 1e-300, 1.0)) for r in per_look])
+        upper, lower = gsd.critical_values, gsd.futility_bounds
+    R = stat.shape[1]
     stop = np.full(R, K - 1)
     rejected = np.zeros(R, dtype=bool)
     open_ = np.ones(R, dtype=bool)
     for k in range(K):
-        eff = open_ & (z[k] >= gsd.critical_values[k])
-        fut = open_ & ~eff & (z[k] < gsd.futility_bounds[k]) if k < K - 1 else np.zeros(R, dtype=bool)
+        eff = open_ & (stat[k] >= upper[k])
+        fut = open_ & ~eff & (stat[k] < lower[k]) if k < K - 1 else np.zeros(R, dtype=bool)
         rejected |= eff
         stop = np.where(eff | fut, k, stop)
         open_ &= ~(eff | fut)
     idx = stop[None, :]
     out = {f: np.take_along_axis(np.stack([np.asarray(r[f], dtype=float) for r in per_look]), idx, axis=0)[0]
-           for f in FIELDS if f not in ("decision", "stop_stage")}
+           for f in FIELDS if f not in ("decision", "stop_stage", "p_value")}
+    if deferred:
+        df = None if dfs[0] is None else np.asarray(dfs, dtype=float)[stop]
+        out["p_value"] = kernels.one_sided_p(np.take_along_axis(stat, idx, axis=0)[0], df)
+    else:
+        out["p_value"] = np.take_along_axis(np.stack([r["p_value"] for r in per_look]), idx, axis=0)[0]
     out["decision"] = rejected.astype(np.int8)
     out["stop_stage"] = stop + 1.0
     return out
@@ -597,13 +626,13 @@ def assemble(design: TrialDesign, chunks: dict) -> xr.Dataset:
             for f in FIELDS:
                 v = res["analyses"][label][f]
                 arrays[f][s, a, lo:lo + len(v)] = v
-    ds = xr.Dataset(
-        {f: (("scenario", "analysis", "replicate"), arrays[f]) for f in FIELDS},
-        coords={"scenario": [sc.name for sc in design.scenarios], "analysis": labels,
-                "replicate": np.arange(R)},
-    )
-    ds["decision"] = ds["decision"].astype(np.int8)
-    ds["true_effect"] = (("scenario", "analysis", "replicate"), truth)
+    arrays["decision"] = arrays["decision"].astype(np.int8)
+    arrays["true_effect"] = truth
+    dims = ("scenario", "analysis", "replicate")
+    # every variable in the constructor: each later assignment re-aligns the whole Dataset
+    ds = xr.Dataset({name: (dims, v) for name, v in arrays.items()},
+                    coords={"scenario": [sc.name for sc in design.scenarios], "analysis": labels,
+                            "replicate": np.arange(R)})
     ds.attrs.update({"design_yaml": design.to_yaml(), "design_sha256": design.hash(), "seed": design.seed,
                      "chunk_size": design.chunk_size, "replicates": R})
     return ds
