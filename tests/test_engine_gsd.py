@@ -16,6 +16,8 @@ from trials.engine import run
 from trials.oc import operating_characteristics
 
 REF = json.loads((Path(__file__).resolve().parent / "reference" / "rpact_gsd.json").read_text())
+# rpact 3.3.4, 100,000 iterations (tests/reference/rpact_gsd_sim.R records the calls)
+SIM100K = json.loads((Path(__file__).resolve().parent / "reference" / "rpact_gsd_sim.json").read_text())
 R = 10_000
 RATES = [1 / 3, 2 / 3, 1.0]  # rpact's informationRates (the stages are rounded to whole patients/events)
 
@@ -29,6 +31,8 @@ def _close_mean(ours: float, mcse: float, theirs: float) -> bool:
     return abs(ours - theirs) <= 3 * np.sqrt(2) * mcse  # rpact's own MCSE is about ours
 
 
+# rpact's getSimulationSurvival: patient i of 376 enters at 24 i / 376, arms alternate
+SURVIVAL_ENDPOINT = {"family": "time_to_event", "control_median": 12, "accrual": 24, "entry": "regular"}
 BASE = {"seed": 12345, "replicates": R, "chunk_size": 2500,
         "arms": [{"name": "control", "allocation": 1}, {"name": "treatment", "allocation": 1}],
         "decision": {"alpha": 0.025, "sided": "one"}}
@@ -47,7 +51,7 @@ def means():
 
 @pytest.fixture(scope="module")
 def survival():
-    d = TrialDesign.from_dict({**BASE, "endpoint": {"family": "time_to_event", "control_median": 12, "accrual": 24},
+    d = TrialDesign.from_dict({**BASE, "endpoint": SURVIVAL_ENDPOINT,
                                "sample_size": {"total": 376, "stages": [83, 167, 250], "information_rates": RATES},
                                "scenarios": [{"name": "hr07", "effect": 0.7}, {"name": "hr1", "effect": 1.0}],
                                "analyses": [{"name": "logrank", "method": "logrank"}]})
@@ -128,3 +132,64 @@ def test_statistic_looks_decide_as_p_value_looks():
 def _extra():
     nan = np.full(4000, np.nan)
     return {"posterior_prob": nan, "prior_ess": nan, "n_patients": nan, "n_events": nan}
+
+
+# ---------------------------------------------------------------------- 100,000 replicates
+def _within(ours, mcse, theirs, theirs_se, what):
+    z = abs(ours - theirs) / np.hypot(mcse, theirs_se)
+    assert z <= 3, f"{what}: ours {ours} vs rpact {theirs}, |diff| / combined se = {z:.2f}"
+
+
+def _rate_se(p, n):
+    return np.sqrt(p * (1 - p) / n)
+
+
+def _match_100k(cell, tag: str, j: int, per_stage: str | None) -> None:
+    """Our 100,000 replicates against rpact's 100,000: rates with binomial se on each side;
+    expected N with our MCSE on both sides (rpact reports none; same design, same R)."""
+    n = SIM100K["iterations"]
+    for name, ours in (("overallReject", "rejection_rate"), ("earlyStop", "early_stop")):
+        ref = SIM100K[f"{tag}_{name}"][j]
+        _within(float(cell[ours]), _rate_se(float(cell[ours]), R100K), ref, _rate_se(ref, n), f"{tag} {name}")
+    _within(float(cell.expected_n), float(cell.expected_n_mcse), SIM100K[f"{tag}_expectedN"][j],
+            float(cell.expected_n_mcse), f"{tag} expectedN")
+    if per_stage:
+        for k, ref in enumerate(SIM100K[per_stage]):
+            ours = float(cell.rejection_by_stage.isel(stage=k))
+            _within(ours, _rate_se(ours, R100K), ref, _rate_se(ref, n), f"{per_stage}[{k}]")
+
+
+R100K = 100_000
+
+
+def test_means_t_matches_rpact_100k():
+    """The pooled-variance t statistic is rpact's getSimulationMeans(normalApproximation =
+    FALSE); 3 combined MCSE at 100,000 replicates each side (se ~0.0018 for power)."""
+    d = TrialDesign.from_dict({**BASE, "replicates": R100K, "seed": 777, "endpoint": {"family": "normal", "sd": 1.0},
+                               "sample_size": {"stages": [119, 237, 356], "information_rates": RATES},
+                               "scenarios": [{"name": "null", "effect": 0.0}, {"name": "alt", "effect": 0.3}],
+                               "analyses": [{"name": "t", "method": "difference_in_means"}]})
+    oc = operating_characteristics(run(d, executor="serial")).sel(analysis="t")
+    _match_100k(oc.sel(scenario="null"), "means_t", 0, None)
+    _match_100k(oc.sel(scenario="alt"), "means_t", 1, "means_t_rejectPerStage_alt0.3")
+
+
+def test_survival_matches_rpact_100k():
+    """Log-rank looks at 83/167/250 events, rpact's regular entry: power, per-stage
+    rejection, early stopping, expected N and events against rpact's 100,000 iterations."""
+    d = TrialDesign.from_dict({**BASE, "replicates": R100K, "seed": 777, "endpoint": SURVIVAL_ENDPOINT,
+                               "sample_size": {"total": 376, "stages": [83, 167, 250], "information_rates": RATES},
+                               "scenarios": [{"name": "hr07", "effect": 0.7}, {"name": "hr1", "effect": 1.0}],
+                               "analyses": [{"name": "logrank", "method": "logrank"}]})
+    results = run(d, executor="serial")
+    oc = operating_characteristics(results).sel(analysis="logrank")
+    _match_100k(oc.sel(scenario="hr07"), "survival", 0, "survival_rejectPerStage_hr0.7")
+    _match_100k(oc.sel(scenario="hr1"), "survival", 1, None)
+    for j, scenario in enumerate(("hr07", "hr1")):
+        cell = oc.sel(scenario=scenario)
+        _within(float(cell.expected_events), float(cell.expected_events_mcse), SIM100K["survival_expectedEvents"][j],
+                float(cell.expected_events_mcse), f"expectedEvents {scenario}")
+    # bookkeeping: each replicate stops with exactly the planned events of its look
+    cell = results.sel(scenario="hr07", analysis="logrank")
+    k = cell.stop_stage.values.astype(int) - 1
+    np.testing.assert_array_equal(cell.n_events.values, np.array([83, 167, 250])[k])
