@@ -36,6 +36,7 @@ trials. Biometrics 67(3):1047-1056.
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -76,10 +77,26 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 
 #: Gauss-Legendre nodes (two panels of 24; three when delta != 0) of the per-replicate
-#: beta/gamma difference integrals.  On the stress set of tests/test_borrowing.py the
-#: error against scipy.integrate.quad is ~1e-12 for delta = 0 and < 1e-9 for delta != 0,
-#: U-shaped prior-only betas (a, b < 1) included.
+#: gamma difference integrals and of the betainc-at-every-node beta rule
+#: (`_beta_diff_betainc`).  On the stress set of tests/test_borrowing.py the error against
+#: scipy.integrate.quad is ~1e-12 for delta = 0 and < 1e-9 for delta != 0, U-shaped
+#: prior-only betas (a, b < 1) included.
 N_NODES_DIFF = 48
+#: Cumulative beta rule (`_beta_diff_cumulative`): Gauss-Legendre nodes per panel, panels
+#: on each side of the mode, and the scale of its sinh map in logit curvature scales.
+_CUM_NODES = 16
+_CUM_PANELS = 2
+_CUM_STRETCH = 3.0
+#: Its rows are kept when the mass residual is below ``_CUM_TOL`` plus
+#: ``_CUM_ROUNDING * eps * (|log B(a, b)| + |log B(A, B)|)``, the rounding floor of the
+#: log densities (measured residuals of resolved rows reach ~80 eps |log B|); others are
+#: recomputed with `_beta_diff_betainc`.
+_CUM_TOL = 1e-12
+_CUM_ROUNDING = 100.0
+#: Tail mass below which a grid end is treated as the end of the support.
+_TAIL_NEGLIGIBLE = 1e-15
+#: Pairs per block: keeps the (nodes, pairs) work arrays of the cumulative rule in cache.
+_CUM_BLOCK = 512
 #: Nodes for one-off integrals (ESS); accuracy over speed.
 N_NODES_FINE = 256
 #: Drop of the log density (from its mode) at which the integration range is cut.
@@ -93,6 +110,30 @@ def _gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
     if n not in _GL_CACHE:
         _GL_CACHE[n] = np.polynomial.legendre.leggauss(n)
     return _GL_CACHE[n]
+
+
+@functools.cache
+def _panel_rule(m: int) -> tuple[np.ndarray, np.ndarray]:
+    r"""Gauss-Legendre nodes on [0, 1] and the matrix that integrates their interpolant.
+
+    Returns ``s`` (m,) and ``Q`` (m + 1, m): for values ``y`` at the nodes and ``p`` the
+    polynomial of degree m - 1 through them, ``(Q @ y)[j]`` is :math:`\int_0^{s_j} p`
+    and ``(Q @ y)[m]`` is :math:`\int_0^1 p`, the Gauss-Legendre sum (row m holds the
+    weights).  With :math:`V_{jn} = P_n(x_j)` (Legendre, nodes :math:`x_j` on [-1, 1]),
+    Gauss orthogonality gives :math:`V^{-1} = \operatorname{diag}(n + 1/2)\,V^T
+    \operatorname{diag}(w)` exactly, so no matrix is inverted.
+    """
+    leg = np.polynomial.legendre
+    x, w = leg.leggauss(m)
+    vander_inv = (np.arange(m) + 0.5)[:, None] * leg.legvander(x, m - 1).T * w
+    unit = np.eye(m)
+    # antiderivative of P_n from -1, at the nodes
+    anti = np.stack([leg.legval(x, leg.legint(unit[n], lbnd=-1)) for n in range(m)], axis=1)
+    q = np.vstack([0.5 * anti @ vander_inv, 0.5 * w])
+    s = 0.5 * (x + 1.0)
+    s.flags.writeable = False
+    q.flags.writeable = False
+    return s, q
 
 
 def _sinh_grid(
@@ -162,7 +203,7 @@ def _sinh_grid(
     return z, wz
 
 
-def _beta_logit_range(a: np.ndarray, b: np.ndarray, drop: float = _LOG_DROP):
+def _beta_logit_range(a: np.ndarray, b: np.ndarray, drop: float = _LOG_DROP, newton_steps: int = 10):
     r"""Mode, curvature scale and cut-off distances of Beta(a, b) on the logit scale.
 
     With :math:`z = \operatorname{logit} x` the density is
@@ -173,7 +214,7 @@ def _beta_logit_range(a: np.ndarray, b: np.ndarray, drop: float = _LOG_DROP):
     :math:`c(0)=c'(0)=0`).  Newton's method solves :math:`n c(\Delta) = D` on each side
     starting outside the root (from the bounds :math:`c \ge q\Delta + \log p` and
     :math:`c \ge \log q - p\Delta`), so every iterate stays outside it: the range can only
-    be too wide, never too narrow.
+    be too wide, never too narrow, whatever ``newton_steps``.
     """
     n = a + b
     lp = np.log(a / n)
@@ -183,7 +224,7 @@ def _beta_logit_range(a: np.ndarray, b: np.ndarray, drop: float = _LOG_DROP):
     lpq = lp - lq
 
     def newton(delta: np.ndarray) -> np.ndarray:
-        for _ in range(10):
+        for _ in range(newton_steps):
             c = np.logaddexp(lp + delta, lq) - p * delta
             dc = special.expit(lpq + delta) - p
             delta = delta - (c - target) / dc
@@ -754,20 +795,222 @@ def _pairs(post_t: _Mixture, post_c: _Mixture):
     return shape, flat
 
 
-def _beta_diff_pairs(a1, b1, a2, b2, delta, n_nodes=N_NODES_DIFF):
+def _beta_diff_pairs(a1, b1, a2, b2, delta):
     r"""Pr(X1 - X2 > delta) for X1 ~ Beta(a1, b1), X2 ~ Beta(a2, b2); 1-d arrays.
 
-    One-dimensional integral over the density of the narrower of the two betas (its
-    quadrature grid then also resolves the other's smoother distribution function):
+    One-dimensional integral over the density :math:`f_N` of one of the two betas:
 
-    * X1 narrower: :math:`\int f_{X_1}(u)\, I_{u-\delta}(a_2, b_2)\, du`;
-    * X2 narrower: with :math:`U = 1 - X_2 \sim \mathrm{Beta}(b_2, a_2)` and
+    * over X1: :math:`\int f_{X_1}(u)\, I_{u-\delta}(a_2, b_2)\, du`;
+    * over :math:`U = 1 - X_2 \sim \mathrm{Beta}(b_2, a_2)`: with
       :math:`\Pr(X_1 > 1 - u + \delta) = I_{u-\delta}(b_1, a_1)`,
       :math:`\int f_U(u)\, I_{u-\delta}(b_1, a_1)\, du`.
 
     Both read :math:`\int f_N(u)\, I_{u-\delta}(A, B)\, du` with ``I`` the regularised
-    incomplete beta function (clipped to [0, 1]); the integral runs on the logit scale
-    over the sinh-mapped Gauss-Legendre grid of ``_sinh_grid``.
+    incomplete beta function (clipped to [0, 1]).  The cumulative rule
+    (`_beta_diff_cumulative`) first takes as :math:`f_N` the beta with the larger
+    :math:`a + b`: on the logit scale a beta's log density has curvature
+    :math:`(a+b)\,\sigma(z)\sigma(-z)`, so the other density is the flatter one at every
+    point of the grid.  Rows it does not accept (a density not resolved, a kink at
+    :math:`u = \delta` inside the range) are tried over the other beta, whose range may
+    not contain the kink, and the rest recomputed with `_beta_diff_betainc`.
+    """
+    prob = np.full(a1.size, np.nan)
+    larger_first = a1 + b1 >= a2 + b2
+    for over_x1 in (larger_first, ~larger_first):
+        todo = np.isnan(prob)
+        if not np.any(todo):
+            break
+        x1 = over_x1[todo]
+        a1t, b1t, a2t, b2t = a1[todo], b1[todo], a2[todo], b2[todo]
+        prob[todo] = _batch_invariant(
+            _beta_diff_cumulative,
+            np.where(x1, a1t, b2t),
+            np.where(x1, b1t, a2t),
+            np.where(x1, a2t, b1t),
+            np.where(x1, b2t, a1t),
+            delta[todo],
+        )
+    redo = np.isnan(prob)
+    if np.any(redo):
+        prob[redo] = _batch_invariant(_beta_diff_betainc, a1[redo], b1[redo], a2[redo], b2[redo], delta[redo])
+    return prob
+
+
+def _batch_invariant(kernel, *cols):
+    """``kernel(*cols)`` on 1-d columns (the margin last), each row's result a function of
+    that row alone.
+
+    The kernels choose their grid (or the form of the integrand) per call from the
+    margins, so rows with and without a margin go to separate calls; and numpy reduces a
+    (nodes, 1) array in another order than a wider one, so a single row is evaluated as
+    two copies of itself.  Results must not depend on how pairs are batched
+    (``prob_diff_greater`` with and without ``dedupe``, or replicate by replicate).
+    """
+    out = np.empty(cols[0].size)
+    margin = cols[-1] != 0
+    for rows in (~margin, margin):
+        n = np.count_nonzero(rows)
+        if n:
+            sub = [c[rows] for c in cols]
+            out[rows] = kernel(*(np.repeat(c, 2) for c in sub) if n == 1 else sub)[:n]
+    return out
+
+
+def _beta_cdf_at_end(a, b, log_beta, v, vc, side: int) -> np.ndarray:
+    r""":math:`I_v(a, b)` at the left (``side=-1``) or right (``+1``) end of a grid; ``vc = 1 - v``.
+
+    Outside (0, 1) it is 0 or 1.  Beyond the logit mode :math:`a/(a+b)`, on the side of
+    the end, the density :math:`\phi(y)` of :math:`y = \operatorname{logit} v` is
+    log-concave and so lies under its tangent: the mass beyond :math:`y` is at most
+    :math:`\phi(y)/|(\log\phi)'(y)|`, :math:`(\log\phi)'(y) = a - (a+b)v`.  Where that
+    bound is below ``_TAIL_NEGLIGIBLE`` the value is 0 (left) or 1 (right) without a
+    ``betainc`` call.
+    """
+    out = np.where(v <= 0, 0.0, np.where(vc <= 0, 1.0, np.nan))
+    rest = np.isnan(out)
+    a, b, lb, v, vc = a[rest], b[rest], log_beta[rest], v[rest], vc[rest]
+    with np.errstate(divide="ignore"):
+        bound = np.exp(a * np.log(v) + b * np.log(vc) - lb) / np.abs(a - (a + b) * v)
+    tail = (side * (v - a / (a + b)) > 0) & (bound < _TAIL_NEGLIGIBLE)
+    val = np.full(v.shape, 0.5 + 0.5 * side)
+    val[~tail] = special.betainc(a[~tail], b[~tail], v[~tail])
+    out[rest] = val
+    return out
+
+
+def _beta_diff_cumulative(an, bn, ca, cb, delta):
+    r""":math:`\int f_N(u)\, I_{u-\delta}(A, B)\, du` by the cumulative rule; 1-d arrays
+    (``an, bn`` the parameters of :math:`f_N`, ``ca, cb`` those of ``I``).
+
+    The grid is sinh-mapped as in `_sinh_grid`, on the logit scale around the mode of
+    :math:`f_N` and over its range (`_beta_logit_range`), with ``_CUM_PANELS`` panels of
+    ``_CUM_NODES`` Gauss-Legendre nodes on each side and ``_CUM_STRETCH`` curvature
+    scales as the sinh scale.  On it,
+
+    * :math:`f_N(z) = \exp(a\ell_1 + b\ell_2)/B(a, b)`, with :math:`\ell_1 = \log\sigma(z)`
+      and :math:`\ell_2 = \log\sigma(-z)`;
+    * :math:`h(z) = \frac{d}{dz} I_{\sigma(z)-\delta}(A, B)`, for :math:`\delta = 0` the
+      logit-scale density of Beta(A, B);
+    * ``I`` at the nodes is its value at the left end of the grid
+      (`_beta_cdf_at_end`) plus the integrals of the polynomials interpolating :math:`h`
+      panel by panel (`_panel_rule`).
+
+    So the cost is two densities per node and at most two ``betainc`` calls per pair,
+    instead of one ``betainc`` per node.
+
+    Acceptance.  The rule must reproduce two known masses: :math:`\sum W f_N = 1` (the range
+    leaves out < 1e-15) and :math:`I_{lo} + \sum W h = I_{hi}` (end values again from
+    `_beta_cdf_at_end`).  A density the grid does not resolve, or a kink of
+    :math:`I_{u-\delta}` at :math:`u = \delta` (or :math:`1 + \delta`) inside the range,
+    shows in these residuals; a row is accepted when their sum is below ``_CUM_TOL`` plus
+    the rounding floor ``_CUM_ROUNDING * eps * (|log B(a, b)| + |log B(A, B)|)``.  This is
+    a check, not a proof; tests/test_borrowing.py measures the error of accepted rows
+    against ``scipy.integrate.quad``.
+
+    Returns the probabilities, NaN where a row is not accepted.
+    """
+    # fewer Newton steps leave the range a little wider, never narrower
+    z_mode, scale, dlo, dhi = _beta_logit_range(an, bn, newton_steps=4)
+    half = 0.5 * _CUM_STRETCH * scale  # z = z_mode + 2 * half * sinh(t)
+    t_lo = -np.arcsinh(dlo / (2 * half))
+    t_hi = np.arcsinh(dhi / (2 * half))
+    log_bf = special.betaln(an, bn)
+    log_bg = special.betaln(ca, cb)
+    # I at the grid ends, with 1 - u from expit(-z) so that it keeps its digits
+    z_lo, z_hi = z_mode - dlo, z_mode + dhi
+    i_lo = _beta_cdf_at_end(ca, cb, log_bg, special.expit(z_lo) - delta, special.expit(-z_lo) + delta, -1)
+    i_hi = _beta_cdf_at_end(ca, cb, log_bg, special.expit(z_hi) - delta, special.expit(-z_hi) + delta, 1)
+    prob = np.empty(an.size)
+    resid = np.empty(an.size)
+    bounds = list(range(0, an.size, _CUM_BLOCK)) + [an.size]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+        del bounds[-2]  # no block of a single pair (see `_batch_invariant`)
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        blk = slice(lo, hi)
+        prob[blk], f_mass, i_end = _cumulative_block(
+            an[blk], bn[blk], ca[blk], cb[blk], delta[blk], z_mode[blk], half[blk], t_lo[blk], t_hi[blk],
+            log_bf[blk], log_bg[blk], i_lo[blk],
+        )
+        resid[blk] = np.abs(f_mass - 1.0) + np.abs(i_end - i_hi[blk])
+    tol = _CUM_TOL + _CUM_ROUNDING * np.finfo(float).eps * (np.abs(log_bf) + np.abs(log_bg))
+    return np.where(resid <= tol, prob, np.nan)  # a NaN residual is not accepted either
+
+
+def _beta_density_on_logit(l1, l2, a, b, log_beta, jac, out, tmp) -> None:
+    """out = Beta(a, b) density at u = expit(z) times du/dz (``jac``), from
+    l1 = log u and l2 = log(1 - u); in place (``tmp`` is scratch)."""
+    np.multiply(l1, a, out=out)
+    np.multiply(l2, b, out=tmp)
+    out += tmp
+    out -= log_beta
+    np.exp(out, out=out)
+    out *= jac
+
+
+def _cumulative_block(an, bn, ca, cb, delta, z_mode, half, t_lo, t_hi, log_bf, log_bg, i_lo):
+    """Node work of `_beta_diff_cumulative` for one block of pairs, on (nodes, pairs)
+    arrays: the probability, the mass of f_N and I at the right end of the grid."""
+    s, q = _panel_rule(_CUM_NODES)
+    gl_w = q[-1][:, None]
+    cuts = [t_lo * (1.0 - k / _CUM_PANELS) for k in range(_CUM_PANELS)]
+    cuts += [t_hi * (k / _CUM_PANELS) for k in range(_CUM_PANELS + 1)]
+    shifted = bool(np.any(delta))
+    shape = (_CUM_NODES, an.size)
+    e, e_inv, z, jac, l1, l2, f, h, tmp = (np.empty(shape) for _ in range(9))
+    prob = np.zeros(an.size)
+    f_mass = np.zeros(an.size)
+    cum = i_lo.copy()  # I at the left end of the current panel
+    for t0, t1 in zip(cuts[:-1], cuts[1:], strict=True):
+        length = t1 - t0
+        np.multiply.outer(s, length, out=e)
+        e += t0
+        np.exp(e, out=e)
+        np.divide(1.0, e, out=e_inv)
+        np.subtract(e, e_inv, out=z)
+        z *= half
+        z += z_mode
+        np.add(e, e_inv, out=jac)
+        jac *= half * length
+        # l1 = log expit(z) = min(z, 0) - log1p(exp(-|z|)), l2 = l1 - z
+        np.abs(z, out=tmp)
+        np.negative(tmp, out=tmp)
+        np.exp(tmp, out=tmp)
+        np.log1p(tmp, out=tmp)
+        np.minimum(z, 0.0, out=l1)
+        l1 -= tmp
+        np.subtract(l1, z, out=l2)
+        _beta_density_on_logit(l1, l2, an, bn, log_bf, jac, f, tmp)
+        f *= gl_w
+        if shifted:
+            # h = Beta(A, B) density at v = u - delta times du/dz = u (1 - u), 0 off (0, 1)
+            v = np.exp(l1) - delta
+            vc = np.exp(l2) + delta
+            with np.errstate(divide="ignore", invalid="ignore"):
+                log_h = (ca - 1) * np.log(v) + (cb - 1) * np.log(vc) + l1 + l2 - log_bg
+            np.exp(np.where((v > 0) & (vc > 0), log_h, -np.inf), out=h)
+            h *= jac
+        else:
+            _beta_density_on_logit(l1, l2, ca, cb, log_bg, jac, h, tmp)
+        # rows 0..m-1: integral of the interpolant from the panel start to each node; row
+        # m: over the whole panel.  einsum, not BLAS, whose rounding depends on the number
+        # of pairs: results must not depend on how pairs are batched (``dedupe``)
+        part = np.einsum("jk,kc->jc", q, h)
+        f_panel = f.sum(axis=0)
+        part[:-1] *= f
+        prob += cum * f_panel + part[:-1].sum(axis=0)
+        f_mass += f_panel
+        cum += part[-1]
+    return prob, f_mass, cum
+
+
+def _beta_diff_betainc(a1, b1, a2, b2, delta, n_nodes=N_NODES_DIFF):
+    r"""Pr(X1 - X2 > delta) for beta pairs with ``betainc`` at every node; 1-d arrays.
+
+    Integrates :math:`\int f_N(u)\, I_{u-\delta}(A, B)\, du` of `_beta_diff_pairs` over the
+    narrower (smaller variance) of the two betas, whose quadrature grid then also
+    resolves the other's smoother distribution function, on the logit scale over the
+    sinh-mapped Gauss-Legendre grid of ``_sinh_grid``.  About 0.3 us per ``betainc``
+    call: the fallback of the cumulative rule.
     """
     sd1sq = a1 * b1 / ((a1 + b1) ** 2 * (a1 + b1 + 1))
     sd2sq = a2 * b2 / ((a2 + b2) ** 2 * (a2 + b2 + 1))
@@ -889,11 +1132,15 @@ def prob_diff_greater(post_t: Mixture, post_c: Mixture, delta=0.0, *, dedupe: bo
       :math:`\sum_{jk} v_j w_k\,\Phi\big((m_j - m_k - \delta)/\sqrt{s_j^2+s_k^2}\big)`.
     * Gamma mixtures with :math:`\delta = 0`: closed form per pair,
       :math:`\Pr(\lambda_j > \lambda_k) = I_{\beta_k/(\beta_j+\beta_k)}(\alpha_k, \alpha_j)`.
-    * Beta mixtures, and gamma mixtures with a margin: each pair's integral by a
-      48-node Gauss-Legendre rule on a sinh-mapped logit (beta) or log (gamma) scale,
-      over the narrower density (error < 1e-9 against ``scipy.integrate.quad`` on the
-      test stress set, ~1e-12 for
-      :math:`\\delta=0`).
+    * Beta mixtures: each pair's integral over one density on a sinh-mapped logit grid of
+      64 nodes, the other's distribution function accumulated on the same grid from its
+      density (`_beta_diff_cumulative`, ~2 us per pair).  Every pair is checked by two
+      mass residuals; pairs that fail are integrated with ``betainc`` at 48 nodes
+      instead (`_beta_diff_betainc`).  Error against ``scipy.integrate.quad`` < 1e-10 on
+      random unique cases (measured ~1e-12 for power-prior and robust MAP posteriors),
+      < 1e-8 on the test stress set of kinked and U-shaped cases.
+    * Gamma mixtures with a margin: 48-node Gauss-Legendre rule on a sinh-mapped log
+      scale over the narrower density (error < 1e-9 against ``scipy.integrate.quad``).
 
     Parameters
     ----------
