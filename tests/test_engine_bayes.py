@@ -167,3 +167,53 @@ def test_map_prior_derived_from_historical_studies(tmp_path, capsys):
     run = mlflow.search_runs(experiment_names=["insilico-trials"], order_by=["attributes.start_time DESC"]).iloc[0]
     files = [f.path for f in mlflow.artifacts.list_artifacts(run_id=run["run_id"])]
     assert "map_priors.json" in files
+
+
+# ---------------------------------------------------------------------- the MCMC path
+@pytest.mark.slow
+def test_mcmc_sampler_agrees_with_the_conjugate_path_through_the_engine():
+    """sampler: mcmc on the RBesT design (robust MAP, 24:6) sees the same simulated trials
+    as the conjugate path (its sampler seed is drawn after the patients) and gives the same
+    posterior probabilities within MCMC error: 2 chains x 1000 draws give an effective size
+    of >= 400 per replicate, so the MCSE of a probability is <= sqrt(0.25 / 400) = 0.025
+    and 4 MCSE = 0.1 bounds every one of the 150 replicates; averaged over the replicates
+    the errors cancel to <= 0.01. The 50-replicate last chunk is padded to the compiled 100."""
+    design = as_design(replicates=150, chunk_size=100, scenarios=[{"name": "plus", "effect": 0.3}],
+                       analyses=[{"name": "robust", "method": "robust_map", "robust_weight": 0.2,
+                                  "prior": {"family": "beta_mixture", "components": MAP}, "treatment_prior": TREAT}])
+    exact = run(design, executor="serial").sel(scenario="plus", analysis="robust")
+    mcmc_design = TrialDesign.from_dict({**design.model_dump(mode="json", exclude_none=True), "analyses": [
+        {**design.analyses[0].model_dump(mode="json", exclude_none=True), "sampler": "mcmc"}]})
+    sampled = run(mcmc_design, executor="serial").sel(scenario="plus", analysis="robust")
+    diff = sampled.posterior_prob.values - exact.posterior_prob.values
+    assert np.abs(diff).max() < 0.1 and abs(diff.mean()) < 0.01, (np.abs(diff).max(), diff.mean())
+    np.testing.assert_array_equal(sampled.n_patients.values, exact.n_patients.values)
+    assert np.abs(sampled.estimate.values - exact.estimate.values).max() < 0.1 * exact.std_error.values.max()
+    assert np.isfinite(sampled.prior_ess.values).all()  # a conjugate prior keeps its ESS under MCMC
+
+
+@pytest.mark.slow
+def test_a_non_conjugate_logit_normal_prior_runs_through_the_engine():
+    """A normal-mixture prior on the control log-odds (not conjugate: MCMC only) wired
+    through the engine: probabilities, decisions at the 0.95 threshold, no ELIR ESS. The
+    posterior probabilities themselves are checked against quadrature in test_mcmc.py."""
+    prior = {"family": "logit_normal_mixture", "components": [[0.8, -1.07, 0.35], [0.2, 0.0, 2.0]]}
+    design = as_design(replicates=100, chunk_size=100, scenarios=[{"name": "plus", "effect": 0.3}],
+                       analyses=[{"name": "logit", "method": "bayesian", "sampler": "mcmc", "prior": prior,
+                                  "treatment_prior": TREAT}])
+    res = run(design, executor="serial").sel(scenario="plus", analysis="logit")
+    p = res.posterior_prob.values
+    assert ((p >= 0) & (p <= 1)).all() and np.isnan(res.prior_ess.values).all()
+    np.testing.assert_array_equal(res.decision.values, (p > 0.95).astype(np.int8))
+    assert 0.8 < p.mean() < 1.0  # 24 treated at 0.56 vs 6 controls at 0.26, a prior centred at 0.26
+
+
+def test_a_non_conjugate_prior_needs_the_mcmc_sampler():
+    prior = {"family": "logit_normal_mixture", "components": [[1.0, -1.0, 0.5]]}
+    with pytest.raises(SpecError, match="not conjugate: set sampler: mcmc"):
+        as_design(analyses=[{"name": "x", "method": "bayesian", "prior": prior}])
+    with pytest.raises(SpecError, match="robust_map robustifies"):
+        as_design(analyses=[{"name": "x", "method": "robust_map", "robust_weight": 0.2, "sampler": "mcmc",
+                             "prior": prior}])
+    with pytest.raises(SpecError, match="sampler: mcmc applies to Bayesian methods"):
+        as_design(analyses=[{"name": "x", "method": "two_proportions", "sampler": "mcmc"}])

@@ -28,6 +28,11 @@ from .design import Method
 
 def _mixture(spec, sigma: float | None):
     comps = np.asarray(spec.components, dtype=float)
+    if spec.family in ("logit_normal_mixture", "log_normal_mixture"):  # not conjugate: MCMC only
+        from . import mcmc
+
+        kind = mcmc.LogitNormalMixture if spec.family == "logit_normal_mixture" else mcmc.LogNormalMixture
+        return kind.from_components(comps)
     if spec.family == "beta_mixture":
         return bw.BetaMixture.from_components(comps)
     if spec.family == "gamma_mixture":
@@ -54,7 +59,12 @@ def priors(analysis_json: str, family: str, sigma: float | None):
         control = _mixture(a.prior, sigma)
         if a.method is Method.robust_map:
             control = control.robustify(a.robust_weight)
-        prior_ess = float(bw.ess(control, "elir", sigma=sigma) if family == "normal" else bw.ess(control, "elir"))
+        if not isinstance(control, bw.BetaMixture | bw.NormalMixture | bw.GammaMixture):
+            prior_ess = float("nan")  # ELIR is defined here for the conjugate families only
+        elif family == "normal":
+            prior_ess = float(bw.ess(control, "elir", sigma=sigma))
+        else:
+            prior_ess = float(bw.ess(control, "elir"))
     elif a.method is Method.power_prior:
         h = a.historical
         if family == "binary":
@@ -75,11 +85,25 @@ def priors(analysis_json: str, family: str, sigma: float | None):
 
 
 def analyse(a, summaries: dict, family: str, sigma: float | None, *, alpha: float, direction: str,
-            level: float, threshold: float, sided: str = "one", exposure: float = 1.0) -> dict[str, np.ndarray]:
-    """Posterior-probability analysis of one look's arm summaries (see module docs)."""
+            level: float, threshold: float, sided: str = "one", exposure: float = 1.0,
+            seed: int | None = None, pad_to: int | None = None) -> dict[str, np.ndarray]:
+    """Posterior-probability analysis of one look's arm summaries (see module docs);
+    ``sampler: mcmc`` analyses sample the same posteriors with PyMC (`trials.mcmc`,
+    seeded by ``seed``), with credible intervals from the draws. A short last chunk is
+    padded to ``pad_to`` replicates (repeating its last one) so that the model compiled
+    for the full chunks serves it too."""
     control, treatment, prior_ess = priors(a.model_dump_json(), family, sigma)
     s = summaries
     R = np.shape(s["mean_t"])[0]
+    if a.sampler == "mcmc":
+        from . import mcmc
+
+        pad = max((pad_to or R) - R, 0)
+        padded = {k: np.pad(v, (0, pad), mode="edge") if np.ndim(v) == 1 else v for k, v in s.items()}
+        res = mcmc.analyse_mcmc(control, treatment, padded, family, sigma, direction=direction, level=level,
+                                threshold=threshold, exposure=exposure, seed=seed)
+        res.pop("posterior_prob_mcse")
+        return {**{k: v[:R] for k, v in res.items()}, "prior_ess": np.full(R, prior_ess)}
     if family == "binary":
         post_c = control.posterior(np.rint(s["mean_c"] * s["n_c"]), np.full(R, float(s["n_c"])))
         post_t = treatment.posterior(np.rint(s["mean_t"] * s["n_t"]), np.full(R, float(s["n_t"])))

@@ -222,9 +222,12 @@ class PriorSpec(_Frozen):
     from historical studies (binomial-logit or normal random-effects meta-analysis with
     PyMC, its new-study predictive approximated by a mixture; `borrowing.map_prior_*`)."""
 
-    family: str = Field(..., pattern="^(beta_mixture|normal_mixture|gamma_mixture)$",
-                        description="beta_mixture (rates: [w, a, b]), normal_mixture (means: [w, mean, sd]), "
-                        "gamma_mixture (event rates: [w, shape, rate]).")
+    family: str = Field(..., pattern="^(beta_mixture|normal_mixture|gamma_mixture|logit_normal_mixture|"
+                        "log_normal_mixture)$",
+                        description="Conjugate: beta_mixture (rates: [w, a, b]), normal_mixture (means: "
+                        "[w, mean, sd]), gamma_mixture (event rates: [w, shape, rate]). Not conjugate (analysis "
+                        "sampler: mcmc): logit_normal_mixture (rates, on the log-odds: [w, mean, sd]), "
+                        "log_normal_mixture (event rates, on the log scale: [w, mean, sd]).")
     components: list[list[float]] | None = Field(None, min_length=1,
                                                  description="One [weight, p1, p2] row per component.")
     map_from: HistoricalStudies | None = Field(None, description="Derive a MAP prior from these studies "
@@ -235,7 +238,7 @@ class PriorSpec(_Frozen):
         if (self.components is None) == (self.map_from is None):
             raise ValueError("a prior needs exactly one of 'components' or 'map_from'")
         if self.map_from is not None:
-            if self.family == "gamma_mixture":
+            if self.family not in ("beta_mixture", "normal_mixture"):
                 raise ValueError("map_from derives beta (binary) or normal MAP priors")
             if (self.family == "beta_mixture") != (self.map_from.responders is not None):
                 raise ValueError("map_from: a beta_mixture needs responders, a normal_mixture means and ses")
@@ -247,7 +250,7 @@ class PriorSpec(_Frozen):
             raise ValueError(f"prior weights must be >= 0, got {w}")
         if abs(sum(w) - 1) > 1e-6:
             raise ValueError(f"prior weights must sum to 1, got {sum(w):.6g}")
-        if any(c[2] <= 0 or (self.family != "normal_mixture" and c[1] <= 0) for c in self.components):
+        if any(c[2] <= 0 or (self.family in ("beta_mixture", "gamma_mixture") and c[1] <= 0) for c in self.components):
             raise ValueError("prior parameters must be > 0 (sd, or both beta/gamma parameters)")
         return self
 
@@ -294,6 +297,8 @@ METHOD_FAMILIES = {
 }
 BAYESIAN_METHODS = {Method.bayesian, Method.robust_map, Method.power_prior, Method.commensurate}
 PRIOR_FAMILY = {"binary": "beta_mixture", "normal": "normal_mixture", "count": "gamma_mixture"}
+#: priors that only the MCMC sampler can update, by endpoint family
+NON_CONJUGATE_FAMILY = {"binary": "logit_normal_mixture", "count": "log_normal_mixture"}
 EXTERNAL_METHODS = {Method.hybrid_power_prior, Method.external_comparison}
 SEQUENTIAL_METHODS = {Method.difference_in_means, Method.ancova, Method.procova, Method.two_proportions,
                       Method.poisson_rate_ratio, Method.logrank, Method.cox_score}
@@ -316,6 +321,10 @@ class Analysis(_Frozen):
     historical: Historical | None = Field(None, description="power_prior / commensurate: historical controls.")
     kappa: float | None = Field(None, gt=0, description="commensurate: commensurability (precision of the "
                                 "current-vs-historical difference).")
+    sampler: Literal["conjugate", "mcmc"] = Field(
+        "conjugate", description="Bayesian methods: 'conjugate' (exact posteriors, all replicates at once) or "
+        "'mcmc' (PyMC/nutpie, one model for the replicates of a chunk, 2 chains x 1000 draws; needed for the "
+        "non-conjugate logit_normal_mixture and log_normal_mixture priors; slower by orders of magnitude).")
 
 
 class Decision(_Frozen):
@@ -444,9 +453,18 @@ class TrialDesign(SpecFile):
             if a.method is Method.robust_map and a.robust_weight is None:
                 raise ValueError(f"analysis '{a.name}': robust_map needs robust_weight")
         for label, pr in (("prior", a.prior), ("treatment_prior", a.treatment_prior)):
-            if pr is not None and fam in PRIOR_FAMILY and pr.family != PRIOR_FAMILY[fam]:
-                raise ValueError(f"analysis '{a.name}': a {fam} endpoint takes a {PRIOR_FAMILY[fam]} {label}, "
-                                 f"not {pr.family}")
+            if pr is None or fam not in PRIOR_FAMILY or pr.family == PRIOR_FAMILY[fam]:
+                continue
+            if pr.family != NON_CONJUGATE_FAMILY.get(fam):
+                allowed = " or ".join(f for f in (PRIOR_FAMILY[fam], NON_CONJUGATE_FAMILY.get(fam)) if f)
+                raise ValueError(f"analysis '{a.name}': a {fam} endpoint takes a {allowed} {label}, not {pr.family}")
+            if a.sampler != "mcmc":
+                raise ValueError(f"analysis '{a.name}': a {pr.family} {label} is not conjugate: set sampler: mcmc")
+            if a.method is Method.robust_map and label == "prior":
+                raise ValueError(f"analysis '{a.name}': robust_map robustifies a conjugate {PRIOR_FAMILY[fam]}; "
+                                 f"give the {pr.family} its own wide component (method: bayesian)")
+        if a.sampler == "mcmc" and a.method not in BAYESIAN_METHODS:
+            raise ValueError(f"analysis '{a.name}': sampler: mcmc applies to Bayesian methods, not {a.method.value}")
         if a.method in (Method.power_prior, Method.commensurate):
             h = a.historical
             need = {"binary": "responders", "normal": "mean"}.get(fam)

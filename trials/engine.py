@@ -64,14 +64,24 @@ def simulate_chunk(design_json: str, scenario: int, chunk: int) -> dict:
     gsd = _boundaries(design_json)
     data["threshold"] = dec.threshold if dec.threshold is not None else 1 - alpha
     data["statistic_looks"] = gsd is not None and dec.sided == "one"
+    data["chunk_size"] = design.chunk_size
     views = [_at_look(design, data, k) for k in range(len(design.looks))]
     out, truth = {}, {}
-    for label, a, j in design.analysis_labels():
-        per_look = [_analyse(a, _comparison(v, j, len(design.arms)), common, R) for v in views]
+    # MCMC analyses: one sampler seed per chunk, drawn last so that other streams are unchanged
+    mcmc_seed = int(rng.integers(2**62)) if any(a.sampler == "mcmc" for a in design.analyses) else None
+    for i, (label, a, j) in enumerate(design.analysis_labels()):
+        per_look = [_analyse(a, _comparison(v, j, len(design.arms)), common, R,
+                             None if mcmc_seed is None else _look_seed(mcmc_seed, i, k))
+                    for k, v in enumerate(views)]
         res = per_look[0] if gsd is None else _sequential(per_look, gsd, design.direction)
         out[label] = {k: np.asarray(res[k]) for k in FIELDS}
         truth[label] = effects[:, j] if _collapsible(design) else np.full(R, np.nan)
     return {"truth": truth, "analyses": out}
+
+
+def _look_seed(chunk_seed: int, analysis: int, look: int) -> int:
+    """The sampler seed of one analysis at one look of a chunk."""
+    return int(np.random.SeedSequence(chunk_seed, spawn_key=(analysis, look)).generate_state(1)[0])
 
 
 def arm_effects(design: TrialDesign, sc, R: int, rng: np.random.Generator) -> np.ndarray:
@@ -117,13 +127,14 @@ def _boundaries(design_json: str):
     return TrialDesign.model_validate_json(design_json).boundaries()
 
 
-def _analyse(a, data: dict, common: dict, R: int) -> dict:
-    """One analysis method on one look's data."""
+def _analyse(a, data: dict, common: dict, R: int, seed: int | None = None) -> dict:
+    """One analysis method on one look's data (``seed``: an MCMC analysis's sampler seed)."""
     if a.method in BAYESIAN_METHODS:
         summ = data["summaries"] if "summaries" in data else kernels.arm_summaries(data["y"], data["arm"])
         res = bayesian.analyse(a, summ, data["family"], data.get("sigma"), alpha=common["alpha"],
                                direction=common["direction"], level=common["level"],
-                               threshold=data["threshold"], exposure=data.get("exposure", 1.0))
+                               threshold=data["threshold"], exposure=data.get("exposure", 1.0), seed=seed,
+                               pad_to=data.get("chunk_size"))
         n = summ["n_t"] + summ["n_c"]
         return {**res, "n_patients": np.full(R, float(n)), "n_events": np.full(R, np.nan), "stop_stage": np.ones(R)}
     if "summaries" in data:  # parametric normal/binary: per-arm sufficient statistics
