@@ -193,3 +193,21 @@ def test_survival_matches_rpact_100k():
     cell = results.sel(scenario="hr07", analysis="logrank")
     k = cell.stop_stage.values.astype(int) - 1
     np.testing.assert_array_equal(cell.n_events.values, np.array([83, 167, 250])[k])
+
+
+def test_stopped_trials_skip_later_looks_without_changing_a_result():
+    """Log-rank-only designs let the risk sets skip the looks after a trial has stopped;
+    adding a Cox analysis turns that off. The log-rank results must be the same to the
+    bit either way (the data do not depend on the analyses), under benefit (HR 0.7, many
+    stop at look 2) and with futility bounds."""
+    base = {**BASE, "replicates": 3000, "chunk_size": 1000, "endpoint": SURVIVAL_ENDPOINT,
+            "sample_size": {"total": 376, "stages": [83, 167, 250], "information_rates": RATES,
+                            "futility": [0.0, 0.5]},
+            "scenarios": [{"name": "hr07", "effect": 0.7}, {"name": "hr1", "effect": 1.0}]}
+    logrank = {"name": "logrank", "method": "logrank"}
+    alone = run(TrialDesign.from_dict({**base, "analyses": [logrank]}), executor="serial")
+    with_cox = run(TrialDesign.from_dict({**base, "analyses": [logrank, {"name": "cox", "method": "cox_score"}]}),
+                   executor="serial").sel(analysis=["logrank"])
+    assert float((alone.stop_stage < 3).mean()) > 0.3  # the skipping is exercised
+    for name in alone.data_vars:
+        np.testing.assert_array_equal(alone[name].values, with_cox[name].values, err_msg=name)

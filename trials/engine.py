@@ -212,7 +212,14 @@ def _survival_looks(design: TrialDesign, data: dict) -> None:
             cutoffs.append({"events": look})
     data["cuts"] = survival.cutoff_times(data["raw_times"], cutoffs)
     data["observed_needed"] = any(a.method not in (Method.logrank, Method.cox_score) for a in design.analyses)
-    data.update(risk_cache={}, arm_all=data["arm"], comparison=1)
+    data.update(risk_cache={}, arm_all=data["arm"], comparison=1, stop=None)
+    gsd = design.boundaries()
+    if gsd is not None and all(a.method is Method.logrank for a in design.analyses):
+        # stopped trials need no later looks: the risk sets skip them once z = U / sqrt(V)
+        # (benefit-signed) crosses a bound by a margin, so `_sequential` surely stops there too
+        sign, margin = (1.0 if design.direction == "greater" else -1.0), 1e-9
+        bounds = (gsd.futility_bounds - margin, gsd.critical_values + margin)
+        data["stop"] = bounds if sign > 0 else (-bounds[1], -bounds[0])
 
 
 def _risk_sets(view: dict, keep: bool) -> dict:
@@ -225,7 +232,7 @@ def _risk_sets(view: dict, keep: bool) -> dict:
     if (j, keep) not in cache:
         arm = view["arm_all"]
         code = np.where(arm == j, 1, np.where(arm == 0, 0, -1))
-        cache[(j, keep)] = survival.risk_sets(view["raw_times"], view["cuts"], code, keep)
+        cache[(j, keep)] = survival.risk_sets(view["raw_times"], view["cuts"], code, keep, view["stop"])
     return cache[(j, keep)]
 
 

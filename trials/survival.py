@@ -122,14 +122,15 @@ def simulate_times(R: int, arm: np.ndarray, hazard_ratio: np.ndarray, model: dic
 
 # ---------------------------------------------------------------------- risk sets
 @numba.njit(cache=True, nogil=True)
-def _risk_set_kernel(entry, follow, is_event, keys, code, cuts, keep):  # pragma: no cover - compiled
+def _risk_set_kernel(entry, follow, is_event, keys, code, cuts, keep, upper, lower):  # pragma: no cover
     """Log-rank sums and risk sets of every replicate at every cut-off (see `risk_sets`);
-    ``keys`` are the sorted follow-up keys of `_follow_up_order`."""
+    ``keys`` are the sorted follow-up keys of `_follow_up_order`; a replicate whose
+    log-rank z leaves (lower, upper) at a look skips the later ones (NaN there)."""
     R, n = entry.shape
     K = cuts.shape[1]
     width = n if keep else 0
-    U = np.zeros((R, K))
-    V = np.zeros((R, K))
+    U = np.full((R, K), np.nan)
+    V = np.full((R, K), np.nan)
     events = np.zeros((R, K), np.int64)
     entered = np.zeros((R, K), np.int64)
     treated = np.zeros((R, K, width))
@@ -219,6 +220,8 @@ def _risk_set_kernel(entry, follow, is_event, keys, code, cuts, keep):  # pragma
             V[r, k] = v
             events[r, k] = d
             entered[r, k] = at_in
+            if k < K - 1 and v > 0 and not lower[k] <= u / np.sqrt(v) < upper[k]:
+                break
     return U, V, events, entered, treated, share
 
 
@@ -240,7 +243,8 @@ def _follow_up_order(follow: np.ndarray) -> np.ndarray:
     return keys
 
 
-def risk_sets(raw: dict[str, np.ndarray], cuts: np.ndarray, code: np.ndarray, keep: bool = False) -> dict:
+def risk_sets(raw: dict[str, np.ndarray], cuts: np.ndarray, code: np.ndarray, keep: bool = False,
+              stop: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     r"""Log-rank sums and the risk sets of every event, for R trials at K cut-offs.
 
     ``raw`` holds entry (sorted along the patients), follow-up and is_event (R, n);
@@ -256,6 +260,10 @@ def risk_sets(raw: dict[str, np.ndarray], cuts: np.ndarray, code: np.ndarray, ke
 
     Returns U, V, events, entered (R, K) and, with ``keep``, treated flags and treated
     shares f of each event's risk set, (R, K, n) padded with zeros after ``events``.
+    ``stop=(lower, upper)`` (K,) bounds on z = U / sqrt(V): a replicate whose z leaves
+    [lower, upper) at an interim look is not followed further (U and V NaN after it),
+    as a stopped trial is not; the caller keeps these bounds outside its own stopping
+    rule's, so that it also stops there.
     """
     follow = np.ascontiguousarray(raw["follow"], dtype=np.float64)
     entry = _entries({"entry": np.asarray(raw["entry"], dtype=np.float64), "follow": follow})
@@ -264,10 +272,12 @@ def risk_sets(raw: dict[str, np.ndarray], cuts: np.ndarray, code: np.ndarray, ke
         raise ValueError("follow-up times must be >= 0")
     code = np.ascontiguousarray(code, dtype=np.int64)
     cuts = np.ascontiguousarray(cuts, dtype=np.float64)
+    K = cuts.shape[1]
+    lower, upper = (np.full(K, -np.inf), np.full(K, np.inf)) if stop is None else (np.asarray(b, float) for b in stop)
     parts = []
     for rows in _blocks(*follow.shape):
         parts.append(_risk_set_kernel(entry[rows], follow[rows], is_event[rows], _follow_up_order(follow[rows]),
-                                      code, cuts[rows], keep))
+                                      code, cuts[rows], keep, upper, lower))
     names = ("U", "V", "events", "entered") + (("treated", "share") if keep else ())
     return {name: np.concatenate([part[i] for part in parts]) for i, name in enumerate(names)}
 
