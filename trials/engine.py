@@ -213,7 +213,7 @@ def _survival_looks(design: TrialDesign, data: dict) -> None:
     data["cuts"] = survival.cutoff_times(data["raw_times"], cutoffs)
     data["observed_needed"] = any(a.method not in (Method.logrank, Method.cox_score) for a in design.analyses)
     data.update(risk_cache={}, arm_all=data["arm"], comparison=1, stop=None)
-    gsd = design.boundaries()
+    gsd = _boundaries(design.model_dump_json())
     if gsd is not None and all(a.method is Method.logrank for a in design.analyses):
         # stopped trials need no later looks: the risk sets skip them once z = U / sqrt(V)
         # (benefit-signed) crosses a bound by a margin, so `_sequential` surely stops there too
