@@ -19,7 +19,11 @@ every node, forced by making the cumulative rule reject every pair), and as a re
 one `scipy.special.betainc` call per component pair: not a floor, but the price of a
 single exact incomplete-beta evaluation, which any exact method pays at least once.
 
-Run:  .venv/bin/python benchmarks/bench_borrowing.py
+With ``--mcmc`` also the MCMC path (`trials.mcmc.analyse_mcmc`, 2 chains x 1000 draws) on
+the robust-MAP binary case at 200 and 1,000 replicates per chunk: the first call (imports
+and compilation) and the best of 3 later calls.
+
+Run:  .venv/bin/python benchmarks/bench_borrowing.py [--mcmc]
 This is a measurement, never a test: nothing here passes or fails.
 """
 
@@ -101,5 +105,30 @@ def main() -> None:
               "   (closed form)")
 
 
+def mcmc_timing() -> None:
+    from trials.bayesian import vague_prior
+    from trials.mcmc import analyse_mcmc
+
+    prior = BetaMixture.from_components([[0.6, 18.0, 64.0], [0.4, 6.0, 18.0]]).robustify(0.2)
+    rng = np.random.default_rng(3)
+    print("MCMC path, binary 24:6, robust MAP vs Beta(1, 1), 2 chains x 1000 draws")
+    for reps in (200, 1000):
+        s = {"n_t": 24, "n_c": 6, "mean_t": rng.binomial(24, 0.45, reps) / 24,
+             "mean_c": rng.binomial(6, 0.26, reps) / 6}
+
+        def call(seed):
+            t0 = time.perf_counter()
+            analyse_mcmc(prior, vague_prior("binary", None), s, "binary", None, direction="greater", level=0.95,
+                         threshold=0.95, seed=seed)
+            return time.perf_counter() - t0
+
+        first = call(1)
+        later = min(call(seed) for seed in (2, 3, 4))
+        print(f"  {reps:5d} replicates: first call {first:5.1f} s, then {later:5.2f} s = "
+              f"{1e3 * later / reps:.1f} ms/replicate")
+
+
 if __name__ == "__main__":
     main()
+    if "--mcmc" in sys.argv[1:]:
+        mcmc_timing()

@@ -116,9 +116,11 @@ def cmd_schema(args) -> int:
 def cmd_simulate(args) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from trials.design import TrialDesign
     from trials.oc import oc_table
     from trials.study import simulate_design
 
+    TrialDesign.from_yaml(args.design)  # a bad design is reported before any progress bar appears
     con = _console()
     with Progress(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
                   TimeRemainingColumn(), console=con, disable=args.no_progress) as bar:
