@@ -95,15 +95,16 @@ def best(f, repeats: int) -> float:
     return min(times)
 
 
-def means_floor(rng: np.random.Generator, R: int = 10_000, stages=(119, 237, 356), effect: float = 0.3,
-                boundaries=(3.7103, 2.5114, 1.9930)) -> float:
+def means_floor(rng: np.random.Generator, boundaries, R: int = 10_000, stages=(119, 237, 356),
+                effect: float = 0.3) -> tuple[float, np.ndarray]:
     """The means design in plain NumPy: per arm and stage a sufficient-statistic draw (stage
     mean, within-stage sum of squares), cumulative pooled t per look, the z boundaries
-    carried to the t scale, the stopping look, the p-value there; returns the power."""
+    carried to the t scale, the stopping look, the p-value there; returns the power and
+    those p-values."""
     from scipy import special
 
     n = np.diff(np.concatenate([[0], stages]))
-    m = np.stack([n // 2, n - n // 2])  # (arm, stage) patients: control first, as the engine allocates
+    m = np.stack([n // 2, n - n // 2])  # (arm, stage) patients
     means = effect * np.arange(2)[:, None, None] + rng.standard_normal((2, 3, R)) / np.sqrt(m)[:, :, None]
     ss = rng.chisquare(m[:, :, None] - 1, (2, 3, R))
     cum_n = np.cumsum(m, axis=1)[:, :, None]
@@ -117,11 +118,11 @@ def means_floor(rng: np.random.Generator, R: int = 10_000, stages=(119, 237, 356
     crossed = t >= bound[:, None]
     stop = np.where(crossed.any(axis=0), crossed.argmax(axis=0), 2)
     p = special.stdtr(df[stop], -t[stop, np.arange(R)])
-    return float(crossed.any(axis=0).mean() + 0 * p.sum())
+    return float(crossed.any(axis=0).mean()), p
 
 
-def survival_floor(rng: np.random.Generator, R: int = 10_000, N: int = 376, events=(83, 167, 250), hr: float = 0.7,
-                   boundaries=(3.7103, 2.5114, 1.9930)) -> float:
+def survival_floor(rng: np.random.Generator, boundaries, R: int = 10_000, N: int = 376, events=(83, 167, 250),
+                   hr: float = 0.7) -> float:
     """The survival design in plain NumPy: rpact's regular entry and alternating arms,
     exponential event times, each look at the calendar time of its d-th event (one sort),
     then per look one sort of the follow-up times with the arm and event flags in their
@@ -147,7 +148,8 @@ def survival_floor(rng: np.random.Generator, R: int = 10_000, N: int = 376, even
 
 def floors(repeats: int) -> tuple[float, float]:
     rng = np.random.default_rng(1)
-    return best(lambda: means_floor(rng), repeats), best(lambda: survival_floor(rng), repeats)
+    bounds = TrialDesign.from_dict(MEANS).boundaries().critical_values  # the same asOF bounds as the engine's
+    return best(lambda: means_floor(rng, bounds), repeats), best(lambda: survival_floor(rng, bounds), repeats)
 
 
 def rpact(repeats: int) -> tuple[float, float, float] | None:

@@ -89,7 +89,7 @@ from typing import Any
 
 import numpy as np
 
-from validation.evidence import jsonable, sha256_file
+from validation.evidence import jsonable, sha256_file, sha256_stream
 
 FORMAT = "insilico-trials submission package"
 FORMAT_VERSION = 1
@@ -285,16 +285,6 @@ def _range(rng) -> str:
 
 # ----------------------------------------------------------------------------- tolerances
 
-def _open_tree(path: Path):
-    import xarray as xr
-
-    tree = xr.open_datatree(path)
-    try:
-        return tree.load()
-    finally:
-        tree.close()
-
-
 def _element_labels(da) -> list[str]:
     """``name[c1, c2]`` per element of a (non-sample) DataArray, coordinate values where indexed."""
     name = str(da.name)
@@ -313,7 +303,9 @@ def posterior_mcse(path: str | Path) -> dict[str, dict[str, float]]:
     """
     import arviz as az
 
-    tree = _open_tree(Path(path))
+    from virtual_patients.generator import load_tree
+
+    tree = load_tree(Path(path))
     if "posterior" not in tree.children:
         raise ValueError(f"{path}: no posterior group (not an ArviZ posterior file)")
     post = tree["posterior"].to_dataset()
@@ -397,9 +389,11 @@ def tolerances(simulations: dict[str, Path], posterior_path: Path | None, record
         },
     }
     if simulations:
+        from virtual_patients.generator import load_tree
+
         files = {}
         for arc, path in sorted(simulations.items()):
-            tree = _open_tree(path)
+            tree = load_tree(path)
             files[arc] = {"source": (sources or {}).get(arc, arc), "variables": [
                 _var_path(node.path, str(v)) for node in tree.subtree
                 for v in node.to_dataset(inherit=False).variables]}
@@ -653,12 +647,8 @@ def _package_files(package: Path) -> tuple[dict, dict[str, tuple[str, int]]]:
                 raise ValueError(f"{package}: not a submission package (no MANIFEST.json)")
             manifest = _read_manifest(zf.read(MANIFEST), str(package))
             for name in names:
-                h, size = hashlib.sha256(), 0
                 with zf.open(name) as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        h.update(block)
-                        size += len(block)
-                found[name] = (h.hexdigest(), size)
+                    found[name] = sha256_stream(f)
     elif package.exists():
         raise ValueError(f"{package}: not a submission package (neither a folder nor a zip archive)")
     else:
@@ -805,7 +795,9 @@ def _compare_arrays(file: str, item: str, check: str, a, b) -> Row:
 
 def compare_simulation(expected: Path, got: Path, file: str = RESULTS) -> list[Row]:
     """Every group, dimension, coordinate and variable of two NetCDF DataTrees, bit for bit."""
-    a, b = _open_tree(expected), _open_tree(got)
+    from virtual_patients.generator import load_tree
+
+    a, b = load_tree(expected), load_tree(got)
     groups_a = {n.path: n for n in a.subtree}
     groups_b = {n.path: n for n in b.subtree}
     rows = []

@@ -2,8 +2,9 @@ r"""Frequentist analysis kernels, vectorised over the replicates of a chunk.
 
 Every kernel takes arrays whose first axis is the replicate (R) and returns a dict of
 (R,) arrays: ``estimate``, ``std_error``, ``lower``, ``upper`` (two-sided interval at
-``level``), ``p_value`` (one-sided in the design's direction, or two-sided) and
-``decision`` (1 = success). Patients are in columns; ``arm`` is a (n,) 0/1 vector
+``level``), ``statistic`` (estimate / se, signed so that larger favours treatment) with its
+``df``, and unless ``p_value=False`` (group-sequential looks, see `_finish`) ``p_value``
+(one-sided in the design's direction, or two-sided) and ``decision`` (1 = success). Patients are in columns; ``arm`` is a (n,) 0/1 vector
 (1 = treatment) shared by all replicates of a chunk.
 
 * difference in means: pooled-variance t statistic, df = n - 2;

@@ -63,8 +63,8 @@ def simulate_chunk(design_json: str, scenario: int, chunk: int) -> dict:
     common = {"alpha": alpha, "sided": dec.sided, "direction": design.direction, "level": dec.interval}
     gsd = _boundaries(design_json)
     data["threshold"] = dec.threshold if dec.threshold is not None else 1 - alpha
-    data["statistic_looks"] = gsd is not None and dec.sided == "one"
-    data["chunk_size"] = design.chunk_size
+    data["statistic_looks"] = gsd is not None  # group-sequential designs are one-sided (validated)
+    data["chunk_size"] = min(design.chunk_size, design.replicates)  # MCMC pads short last chunks to this
     views = [_at_look(design, data, k) for k in range(len(design.looks))]
     out, truth = {}, {}
     # MCMC analyses: one sampler seed per chunk, drawn last so that other streams are unchanged
@@ -154,7 +154,7 @@ def _analyse(a, data: dict, common: dict, R: int, seed: int | None = None) -> di
     elif a.method is Method.two_proportions:
         res = kernels.two_proportions(data["y"], data["arm"], **common)
     elif a.method in (Method.logrank, Method.cox_score):
-        risk = _risk_sets(data, keep=a.method is Method.cox_score)
+        risk = _risk_sets(data)
         k = data["look"]
         res = (survival.logrank_at(risk, k, **common) if a.method is Method.logrank
                else survival.cox_at(risk, k, **common))
@@ -212,7 +212,9 @@ def _survival_looks(design: TrialDesign, data: dict) -> None:
             cutoffs.append({"events": look})
     data["cuts"] = survival.cutoff_times(data["raw_times"], cutoffs)
     data["observed_needed"] = any(a.method not in (Method.logrank, Method.cox_score) for a in design.analyses)
-    data.update(risk_cache={}, arm_all=data["arm"], comparison=1, stop=None)
+    # one risk-set computation per comparison serves log-rank and Cox: kept when Cox needs them
+    keep = any(a.method is Method.cox_score for a in design.analyses)
+    data.update(risk_cache={}, arm_all=data["arm"], comparison=1, stop=None, keep_risk_sets=keep)
     gsd = _boundaries(design.model_dump_json())
     if gsd is not None and all(a.method is Method.logrank for a in design.analyses):
         # stopped trials need no later looks: the risk sets skip them once z = U / sqrt(V)
@@ -222,18 +224,16 @@ def _survival_looks(design: TrialDesign, data: dict) -> None:
         data["stop"] = bounds if sign > 0 else (-bounds[1], -bounds[0])
 
 
-def _risk_sets(view: dict, keep: bool) -> dict:
+def _risk_sets(view: dict) -> dict:
     """`survival.risk_sets` of this comparison at every look, computed once per chunk
-    and shared by the looks and the log-rank and Cox analyses (kept risk sets serve both)."""
+    and shared by the looks and the log-rank and Cox analyses."""
     j = view["comparison"]
     cache = view["risk_cache"]
-    if (j, True) in cache:
-        return cache[(j, True)]
-    if (j, keep) not in cache:
+    if j not in cache:
         arm = view["arm_all"]
         code = np.where(arm == j, 1, np.where(arm == 0, 0, -1))
-        cache[(j, keep)] = survival.risk_sets(view["raw_times"], view["cuts"], code, keep, view["stop"])
-    return cache[(j, keep)]
+        cache[j] = survival.risk_sets(view["raw_times"], view["cuts"], code, view["keep_risk_sets"], view["stop"])
+    return cache[j]
 
 
 def _t_scale(c: float, df) -> float:
@@ -515,8 +515,7 @@ def _generator_patients(design: TrialDesign, sc, effect: np.ndarray, R: int, rng
 
 def _posterior_draw(gen, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """One random posterior draw of a generator's parameters (as `Generator.draw_trial` takes it)."""
-    i = int(rng.integers(gen.n_draws))
-    return {k: v[i] for k, v in gen.params.items()}
+    return gen._params_at(int(rng.integers(gen.n_draws)))
 
 
 def _generator_times(t: np.ndarray, patients, rng: np.random.Generator) -> dict[str, np.ndarray]:

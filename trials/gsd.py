@@ -1,9 +1,5 @@
-r"""Group-sequential designs: error-spending boundaries, exact crossing probabilities and
-vectorised Monte Carlo simulation of two-arm (and multi-arm) trials.
-
-Plain numpy/scipy kernels. Every simulated quantity has a leading replicate axis of length
-``R``; every random draw comes from a :class:`numpy.random.Generator` argument, so the same
-seed gives bit-identical results.
+r"""Group-sequential designs: error-spending boundaries and exact crossing probabilities
+(plain numpy/scipy). Trials are simulated by the engine (`trials.engine`).
 
 Canonical joint distribution
 ----------------------------
@@ -518,12 +514,6 @@ def drift_for_power(design: GroupSequentialDesign, power: float | None = None) -
 
     hi = 2 * (-_ndtri(design.alpha) - _ndtri(1 - power)) + 1
     return optimize.brentq(f, 0.0, hi, xtol=1e-12)
-
-
-def _arm_sizes(total, allocation_ratio: float) -> tuple[np.ndarray, np.ndarray]:
-    total = np.asarray(total, dtype=np.int64)
-    n1 = np.floor(total * allocation_ratio / (1 + allocation_ratio) + 0.5).astype(np.int64)
-    return n1, total - n1
 
 
 def means_drift(alternative: float, stdev: float, n1: float, n2: float) -> float:

@@ -5,15 +5,18 @@ Event times come from inverting the control cumulative hazard H_c (exponential,
 Weibull or piecewise-constant): a patient with hazard ratio h (treatment effect times
 drift) has :math:`T = H_c^{-1}(E / h)`, :math:`E \sim \mathrm{Exp}(1)`.
 
-The log-rank statistic (no tied event times with continuous data) over the event times
-:math:`t_j` with :math:`n_{1j}, n_{0j}` at risk in the two arms is
+Risk sets at every look come from `risk_sets` (one sort per trial, a merge per look).
+The log-rank statistic over the distinct event times :math:`t_j` with :math:`d_j` events
+(:math:`d_{1j}` treated) and :math:`n_{1j}, n_{0j}` at risk is
 
-.. math::  U = \sum_j (d_{1j} - n_{1j}/n_j), \qquad V = \sum_j n_{1j} n_{0j} / n_j^2,
+.. math::  U = \sum_j (d_{1j} - d_j n_{1j}/n_j), \qquad
+           V = \sum_j d_j \frac{n_{1j} n_{0j}}{n_j^2} \frac{n_j - d_j}{n_j - 1},
 
-:math:`Z = U/\sqrt V` — also the Cox model's score test at :math:`\beta = 0`. ``logrank``
-reports Peto's one-step log hazard ratio U/V (se :math:`1/\sqrt V`); ``cox_score`` the
-Cox partial-likelihood maximum (Newton, all replicates at once) with its Wald interval,
-and the score test's p-value.
+:math:`Z = U/\sqrt V` (without ties, :math:`d_j = 1`: also the Cox score test at
+:math:`\beta = 0`). ``logrank`` / ``logrank_at`` report Peto's one-step log hazard ratio
+U/V (se :math:`1/\sqrt V`); ``cox_score`` / ``cox_at`` the Cox partial-likelihood maximum
+(Newton, Breslow ties, all replicates at once) with its Wald interval and the score test's
+p-value.
 """
 
 from __future__ import annotations

@@ -158,12 +158,18 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def sha256_file(path: str | Path) -> str:
-    """SHA-256 of a file, read in 1 MiB blocks (artifacts, inputs, package members)."""
-    h = hashlib.sha256()
+    """SHA-256 of a file (artifacts, inputs, package members)."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return sha256_stream(f)[0]
+
+
+def sha256_stream(f) -> tuple[str, int]:
+    """SHA-256 and size of a binary stream, read in 1 MiB blocks."""
+    h, size = hashlib.sha256(), 0
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
+        size += len(block)
+    return h.hexdigest(), size
 
 
 def write_records(records: list[EvidenceRecord], path: str | Path) -> Path:
