@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a plain script from anywhere
     sys.path.insert(0, str(REPO))
 
-from virtual_patients.spec import GeneratorSpec  # noqa: E402
+from insilico.virtual_patients.spec import GeneratorSpec  # noqa: E402
 
 COVARIATES = [
     {"name": "age", "type": "continuous", "range": [18, 100]},

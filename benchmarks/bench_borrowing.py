@@ -44,8 +44,8 @@ from scipy import special  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import trials.borrowing as bw  # noqa: E402
-from trials.borrowing import BetaMixture, GammaMixture, NormalMixture, prob_diff_greater  # noqa: E402
+import insilico.trials.borrowing as bw  # noqa: E402
+from insilico.trials.borrowing import BetaMixture, GammaMixture, NormalMixture, prob_diff_greater  # noqa: E402
 
 R = 10_000
 REPEATS = 5
@@ -106,8 +106,8 @@ def main() -> None:
 
 
 def mcmc_timing() -> None:
-    from trials.bayesian import vague_prior
-    from trials.mcmc import analyse_mcmc
+    from insilico.trials.bayesian import vague_prior
+    from insilico.trials.mcmc import analyse_mcmc
 
     prior = BetaMixture.from_components([[0.6, 18.0, 64.0], [0.4, 6.0, 18.0]]).robustify(0.2)
     rng = np.random.default_rng(3)

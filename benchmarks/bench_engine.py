@@ -47,8 +47,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trials.design import TrialDesign  # noqa: E402
-from trials.engine import make_client, run  # noqa: E402
+from insilico.trials.design import TrialDesign  # noqa: E402
+from insilico.trials.engine import make_client, run  # noqa: E402
 
 RATES = [1 / 3, 2 / 3, 1.0]
 # the shipped survival study: 10,000 replicates of a null and a target scenario, log-rank and Cox
@@ -165,7 +165,7 @@ def rpact(repeats: int) -> tuple[float, float, float] | None:
 
 def _warm_worker() -> None:
     """Import the engine and run one small chunk: loads the compiled (numba) kernels."""
-    from trials.engine import simulate_chunk
+    from insilico.trials.engine import simulate_chunk
 
     simulate_chunk(TrialDesign.from_yaml(EXAMPLE_STUDY).model_copy(update={"replicates": 100}).model_dump_json(), 0, 0)
 

@@ -67,7 +67,7 @@ def mle_floor(df: pd.DataFrame, spec, repeats: int) -> tuple[list[float], object
     """lifelines Weibull AFT MLE on the generator's own design columns."""
     from lifelines import WeibullAFTFitter
 
-    from virtual_patients.encoding import design_matrix, design_names, learn_encoders
+    from insilico.virtual_patients.encoding import design_matrix, design_names, learn_encoders
 
     encs = learn_encoders(df, spec)
     X = pd.DataFrame(design_matrix(df, encs), columns=design_names(encs))
@@ -122,8 +122,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"sampler: {s.chains} chains x {s.draws} draws, {s.tune} tune, target_accept {s.target_accept} "
           f"({'--quick' if args.quick else 'spec defaults'}); {os.cpu_count()} cores visible\n")
 
-    from virtual_patients.generator import fit
-    from validation.diagnostics import ESS_MIN, RHAT_MAX, converged, mcmc_diagnostics
+    from insilico.virtual_patients.generator import fit
+    from insilico.validation.diagnostics import ESS_MIN, RHAT_MAX, converged, mcmc_diagnostics
 
     t0, c0 = time.perf_counter(), time.process_time()
     gen = fit(df, spec, seed=args.seed, progress=False)
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
     prep_s = wall - in_sample
 
     # attribute part of the prep: the data contract alone, run again now that GX is imported
-    from validation.contract import enforce
+    from insilico.validation.contract import enforce
 
     t = time.perf_counter()
     enforce(df, spec)

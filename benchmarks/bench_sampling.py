@@ -68,7 +68,7 @@ def _cache_key(spec, n_fit: int, data_seed: int) -> str:
 
 
 def get_generator(family: str, cache: Path, refit: bool, n_fit: int = 1000, data_seed: int = 20261123):
-    from virtual_patients.generator import Generator, fit
+    from insilico.virtual_patients.generator import Generator, fit
 
     spec = make_spec(family, **FIT_SAMPLER)
     path = cache / f"sampling-{family}-{_cache_key(spec, n_fit, data_seed)}"
@@ -151,8 +151,8 @@ def phase_breakdown(gen, n: int, seed: int, repeats: int) -> dict[str, float] | 
     internals (returns None if they changed). The id column's share is the frame built
     with the id minus the same frame built without it.
     """
-    from virtual_patients import kernels
-    from virtual_patients.generator import NEW_STUDY, Generator
+    from insilico.virtual_patients import kernels
+    from insilico.virtual_patients.generator import NEW_STUDY, Generator
 
     try:
         no_id = Generator(gen.spec.model_copy(update={"id": None}), gen.posterior, gen.meta)
@@ -203,7 +203,7 @@ def covariate_breakdown(gen, n: int, seed: int, repeats: int) -> tuple[list[tupl
     (n, p) @ (p,) products on earlier design columns and the memory traffic they bring.
     Rounds are interleaved and the minimum kept (robust to a busy machine).
     """
-    from virtual_patients import kernels
+    from insilico.virtual_patients import kernels
 
     try:
         p = gen._params_at(0)

@@ -89,7 +89,7 @@ from typing import Any
 
 import numpy as np
 
-from validation.evidence import jsonable, sha256_file, sha256_stream
+from insilico.validation.evidence import jsonable, sha256_file, sha256_stream
 
 FORMAT = "insilico-trials submission package"
 FORMAT_VERSION = 1
@@ -303,7 +303,7 @@ def posterior_mcse(path: str | Path) -> dict[str, dict[str, float]]:
     """
     import arviz as az
 
-    from virtual_patients.generator import load_tree
+    from insilico.virtual_patients.generator import load_tree
 
     tree = load_tree(Path(path))
     if "posterior" not in tree.children:
@@ -389,7 +389,7 @@ def tolerances(simulations: dict[str, Path], posterior_path: Path | None, record
         },
     }
     if simulations:
-        from virtual_patients.generator import load_tree
+        from insilico.virtual_patients.generator import load_tree
 
         files = {}
         for arc, path in sorted(simulations.items()):
@@ -795,7 +795,7 @@ def _compare_arrays(file: str, item: str, check: str, a, b) -> Row:
 
 def compare_simulation(expected: Path, got: Path, file: str = RESULTS) -> list[Row]:
     """Every group, dimension, coordinate and variable of two NetCDF DataTrees, bit for bit."""
-    from virtual_patients.generator import load_tree
+    from insilico.virtual_patients.generator import load_tree
 
     a, b = load_tree(expected), load_tree(got)
     groups_a = {n.path: n for n in a.subtree}

@@ -28,7 +28,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from validation.evidence import CATEGORIES, EvidenceRecord, sha256_file
+from insilico.validation.evidence import CATEGORIES, EvidenceRecord, sha256_file
 
 TEMPLATES = Path(__file__).parent / "templates"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg")

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from virtual_patients.spec import GeneratorSpec
+from insilico.virtual_patients.spec import GeneratorSpec
 
 
 @pytest.fixture(scope="session", autouse=True)

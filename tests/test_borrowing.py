@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, special, stats
 
-import trials.borrowing as bw
-from trials.borrowing import (
+import insilico.trials.borrowing as bw
+from insilico.trials.borrowing import (
     BetaMixture,
     GammaMixture,
     NormalMixture,

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from trials.cli import main
-from virtual_patients.examples import example_data, example_spec_path
+from insilico.cli import main
+from insilico.virtual_patients.examples import example_data, example_spec_path
 
 
 @pytest.fixture()
@@ -128,8 +128,8 @@ def test_fit_sample_twins_end_to_end(tmp_path, capsys):
     assert run["status"] == "FINISHED"
     assert run["metrics.contract_success"] == 1.0
     assert run["metrics.max_rhat"] < 1.01 and run["metrics.divergences"] == 0
-    from validation.tracking import sha256_file
-    from virtual_patients.spec import GeneratorSpec
+    from insilico.tracking import sha256_file
+    from insilico.virtual_patients.spec import GeneratorSpec
 
     assert run["tags.spec.sha256"] == GeneratorSpec.from_yaml(tmp_path / "gen" / "spec.yaml").hash()
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from validation.contract import ContractResult, DataContractError, build_suite, check_data, enforce
-from virtual_patients.spec import GeneratorSpec
+from insilico.validation.contract import ContractResult, DataContractError, build_suite, check_data, enforce
+from insilico.virtual_patients.spec import GeneratorSpec
 
 N = 20
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trials.cli import main
-from validation.assessment import assess, judge
-from validation.evidence import EvidenceRecord, Threshold, record
-from validation.freeze import freeze
-from validation.plan import CredibilityPlan, PlanError, read_plan
+from insilico.cli import main
+from insilico.validation.assessment import assess, judge
+from insilico.validation.evidence import EvidenceRecord, Threshold, record
+from insilico.stages.freeze import freeze
+from insilico.validation.plan import CredibilityPlan, PlanError, read_plan
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import yaml
 
-from trials.analyses import power_t_test, power_two_proportions, procova_sample_size
-from trials.cli import main
-from trials.design import TrialDesign
-from trials.engine import run
-from trials.oc import operating_characteristics
-from virtual_patients.spec import SpecError
+from insilico.trials.analyses import power_t_test, power_two_proportions, procova_sample_size
+from insilico.cli import main
+from insilico.trials.design import TrialDesign
+from insilico.trials.engine import run
+from insilico.trials.oc import operating_characteristics
+from insilico.virtual_patients.spec import SpecError
 
 BASE = {
     "seed": 20261123,
@@ -214,7 +214,7 @@ def test_hybrid_power_prior_type_one_error_with_and_without_drift():
 
 @pytest.mark.parametrize("name", ["design_means", "design_survival"])
 def test_example_designs_run(name):
-    from virtual_patients.examples import examples_dir
+    from insilico.virtual_patients.examples import examples_dir
 
     d = TrialDesign.from_yaml(examples_dir() / f"{name}.yaml")
     res = run(d.model_copy(update={"replicates": 200, "chunk_size": 100}), executor="serial")

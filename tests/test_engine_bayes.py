@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trials import borrowing as bw
-from trials.design import TrialDesign
-from trials.engine import run
-from trials.oc import operating_characteristics
-from virtual_patients.spec import SpecError
+from insilico.trials import borrowing as bw
+from insilico.trials.design import TrialDesign
+from insilico.trials.engine import run
+from insilico.trials.oc import operating_characteristics
+from insilico.virtual_patients.spec import SpecError
 
 REF = json.loads((Path(__file__).resolve().parent / "reference" / "rbest_AS.json").read_text())
 MAP = REF["map_prior_mixture"]["components_w_a_b"]
@@ -143,8 +143,8 @@ def test_map_prior_derived_from_historical_studies(tmp_path, capsys):
     import mlflow
     import yaml
 
-    from trials.cli import main
-    from trials.study import read_results
+    from insilico.cli import main
+    from insilico.stages.fit import read_results
 
     hist = REF["historical_placebo_studies"]
     design = {"seed": 3, "replicates": 2000, "chunk_size": 1000,

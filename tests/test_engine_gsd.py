@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trials.design import TrialDesign
-from trials.engine import run
-from trials.oc import operating_characteristics
+from insilico.trials.design import TrialDesign
+from insilico.trials.engine import run
+from insilico.trials.oc import operating_characteristics
 
 REF = json.loads((Path(__file__).resolve().parent / "reference" / "rpact_gsd.json").read_text())
 # rpact 3.3.4, 100,000 iterations (tests/reference/rpact_gsd_sim.R records the calls)
@@ -93,7 +93,7 @@ def test_survival_design_matches_rpact(survival):
 
 
 def test_stages_must_increase():
-    from virtual_patients.spec import SpecError
+    from insilico.virtual_patients.spec import SpecError
 
     with pytest.raises(SpecError, match="stages must increase"):
         TrialDesign.from_dict({**BASE, "endpoint": {"family": "normal"}, "sample_size": {"stages": [100, 80, 200]},
@@ -105,8 +105,8 @@ def test_statistic_looks_decide_as_p_value_looks():
     p-value only at the stop) gives the decisions, stopping looks and p-values of the
     p-value path (z = Phi^-1(1 - p) against the z boundary), also for boundaries beyond
     z = 8 where Phi(c) rounds to 1."""
-    from trials.analyses import _finish
-    from trials.engine import _sequential
+    from insilico.trials.analyses import _finish
+    from insilico.trials.engine import _sequential
 
     d = TrialDesign.from_dict({**BASE, "endpoint": {"family": "normal", "sd": 1.0},
                                "sample_size": {"stages": [119, 237, 356], "spending": "obrien_fleming",

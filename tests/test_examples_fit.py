@@ -12,10 +12,10 @@ import pytest
 from conftest import with_sampler
 from scipy import special
 
-from validation.diagnostics import mcmc_diagnostics
-from virtual_patients.examples import example_data, example_spec_path
-from virtual_patients.generator import fit, select_rows
-from virtual_patients.spec import GeneratorSpec
+from insilico.validation.diagnostics import mcmc_diagnostics
+from insilico.virtual_patients.examples import example_data, example_spec_path
+from insilico.virtual_patients.generator import fit, select_rows
+from insilico.virtual_patients.spec import GeneratorSpec
 
 pytestmark = pytest.mark.slow
 

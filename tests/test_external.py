@@ -15,7 +15,7 @@ import pytest
 from scipy import integrate, stats
 from sklearn.linear_model import LogisticRegression
 
-from trials import external as ex
+from insilico.trials import external as ex
 
 Z_MC = 3.0
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from conftest import with_sampler
 
-from validation.fidelity import (
+from insilico.validation.fidelity import (
     balance_table,
     correlation_difference,
     holdout_split,
@@ -24,9 +24,9 @@ from validation.fidelity import (
     km_band_check,
     pit_coverage,
 )
-from virtual_patients.examples import example_data, example_spec_path
-from virtual_patients.generator import fit, select_rows
-from virtual_patients.spec import GeneratorSpec
+from insilico.virtual_patients.examples import example_data, example_spec_path
+from insilico.virtual_patients.generator import fit, select_rows
+from insilico.virtual_patients.spec import GeneratorSpec
 
 SPLIT_SEED = 20261123
 
@@ -51,7 +51,7 @@ def test_split_is_disjoint_and_complete(rotterdam):
 
 
 def test_converged(rotterdam):
-    from validation.diagnostics import mcmc_diagnostics
+    from insilico.validation.diagnostics import mcmc_diagnostics
 
     d = mcmc_diagnostics(rotterdam[0].posterior)
     assert d["max_rhat"] < 1.01 and d["min_ess_bulk"] >= 400 and d["min_ess_tail"] >= 400
@@ -114,9 +114,9 @@ def test_trial_of_generator_patients_keeps_type_one_error(rotterdam, tmp_path_fa
     """Trials whose patients (and their recurrence times) come from the Rotterdam
     generator: with no treatment effect the log-rank test rejects at its nominal rate,
     at a fixed event-driven cut-off and in a two-look O'Brien-Fleming design."""
-    from trials.design import TrialDesign
-    from trials.engine import run
-    from trials.oc import operating_characteristics
+    from insilico.trials.design import TrialDesign
+    from insilico.trials.engine import run
+    from insilico.trials.oc import operating_characteristics
 
     gen, _, _ = rotterdam
     where = str(gen.save(tmp_path_factory.mktemp("rot") / "generator"))
@@ -141,7 +141,7 @@ def test_levels_written_as_floats_match_integer_levels():
     """A CSV round trip turns level 1 into 1.0: it must still be the same level."""
     import pandas as pd
 
-    from validation.fidelity import balance_table
+    from insilico.validation.fidelity import balance_table
 
     real = pd.DataFrame({"g": [1.0, 2.0, 1.0, 2.0]})
     virt = pd.DataFrame({"g": [1, 2, 2, 2]})

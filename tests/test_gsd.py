@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from trials import gsd
+from insilico.trials import gsd
 
 HERE = Path(__file__).resolve().parent
 # a verbatim copy of ../shared/reference/rpact_gsd.json, kept with the tests

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from trials import external as ex
-from trials import survival
-from trials.design import TrialDesign
-from trials.engine import run
-from trials.oc import operating_characteristics
-from virtual_patients.spec import SpecError
+from insilico.trials import external as ex
+from insilico.trials import survival
+from insilico.trials.design import TrialDesign
+from insilico.trials.engine import run
+from insilico.trials.oc import operating_characteristics
+from insilico.virtual_patients.spec import SpecError
 
 Z_MC = 3.0
 
@@ -325,7 +325,7 @@ def test_att_weighted_borrowing_is_less_biased_than_unweighted():
 def test_external_follow_up_censors_external_controls():
     """external_control.follow_up F: every external patient is followed for F at most, so
     (no dropout) the share with an event is 1 - exp(-lambda F) (binomial se)."""
-    from trials.engine import _at_look, _patients
+    from insilico.trials.engine import _at_look, _patients
 
     d = _design(external_control={"n": 200, "follow_up": 6.0})
     rng = np.random.default_rng(205)

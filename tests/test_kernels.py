@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from scipy import special, stats
 
-from virtual_patients import kernels
-from virtual_patients.encoding import QUANTILE_PROBS, Encoder, learn_encoders
-from virtual_patients.spec import GeneratorSpec
+from insilico.virtual_patients import kernels
+from insilico.virtual_patients.encoding import QUANTILE_PROBS, Encoder, learn_encoders
+from insilico.virtual_patients.spec import GeneratorSpec
 
 N_MC = 200_000
 Z_MC = 4.0  # MC tolerance in standard errors (two-sided p ~ 6e-5 for a correct kernel)
@@ -204,7 +204,7 @@ def test_quantile_transform_point_mass_maps_back_to_exactly_zero():
 
 def test_quantile_function_is_interpolation_on_the_knots():
     """The direct-index quantile function equals np.interp on QUANTILE_PROBS (to rounding)."""
-    from virtual_patients.encoding import QUANTILE_PROBS, _quantile_function
+    from insilico.virtual_patients.encoding import QUANTILE_PROBS, _quantile_function
 
     knots = np.sort(np.random.default_rng(1).exponential(size=len(QUANTILE_PROBS)))
     p = np.concatenate([np.random.default_rng(2).random(10_000), [0.0, 1.0, QUANTILE_PROBS[0], QUANTILE_PROBS[-1]]])

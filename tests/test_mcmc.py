@@ -29,10 +29,10 @@ import pytest
 from arviz_stats.base import array_stats
 from scipy import integrate, optimize, special, stats
 
-from trials import borrowing as bw
-from trials import mcmc
-from trials.bayesian import vague_prior
-from trials.mcmc import LogitNormalMixture, LogNormalMixture, analyse_mcmc, posterior_draws, summarise_draws
+from insilico.trials import borrowing as bw
+from insilico.trials import mcmc
+from insilico.trials.bayesian import vague_prior
+from insilico.trials.mcmc import LogitNormalMixture, LogNormalMixture, analyse_mcmc, posterior_draws, summarise_draws
 
 R = 50
 DRAWS, TUNE, CHAINS = 1000, 1000, 2

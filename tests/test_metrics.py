@@ -17,7 +17,7 @@ from scipy.special import expit, logit
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from validation.metrics import (
+from insilico.validation.metrics import (
     calibration,
     concordance,
     interval_coverage,
@@ -83,7 +83,7 @@ def test_pmse_matches_an_independent_unpenalised_fit():
     rng = np.random.default_rng(3)
     real, synth = cohort(150, rng), cohort(100, rng, shift=0.3)
     m = propensity_metrics(real, synth, MIXED, seed=0)
-    from validation.fidelity import _pair
+    from insilico.validation.fidelity import _pair
 
     r, s = _pair(real, synth, MIXED)
     x = np.vstack([r.to_numpy(), s.to_numpy()])

@@ -28,16 +28,9 @@ import pytest
 import xarray as xr
 import yaml
 
-from reports.package import (
-    MCMC_CHECKS,
-    ReproduceReport,
-    build_package,
-    compare_runs,
-    reproduce,
-    verify_manifest,
-)
-from validation.evidence import record
-from virtual_patients.spec import GeneratorSpec
+from insilico.reports.package import MCMC_CHECKS, ReproduceReport, build_package, compare_runs, reproduce, verify_manifest
+from insilico.validation.evidence import record
+from insilico.virtual_patients.spec import GeneratorSpec
 
 K = 3 * math.sqrt(2)  # stated multiplier: 3 standard errors of a difference of two MCMC estimates
 

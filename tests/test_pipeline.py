@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from studies import small_indo_plan
-from trials.cli import main
+from insilico.cli import main
 
 
 def _study(tmp_path: Path) -> Path:

@@ -19,7 +19,7 @@ import pytest
 from pydantic import ValidationError
 from scipy.spatial.distance import cdist
 
-from validation.privacy import (
+from insilico.validation.privacy import (
     PrivacyGateError,
     ReleaseLimits,
     distance_to_closest_record,

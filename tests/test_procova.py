@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from conftest import with_sampler
 
-from trials.analyses import power_t_test
-from trials.design import TrialDesign
-from trials.engine import run
-from trials.oc import operating_characteristics
-from virtual_patients.generator import fit
-from virtual_patients.spec import GeneratorSpec
+from insilico.trials.analyses import power_t_test
+from insilico.trials.design import TrialDesign
+from insilico.trials.engine import run
+from insilico.trials.oc import operating_characteristics
+from insilico.virtual_patients.generator import fit
+from insilico.virtual_patients.spec import GeneratorSpec
 
 pytestmark = pytest.mark.slow
 

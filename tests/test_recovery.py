@@ -25,9 +25,9 @@ import pytest
 from conftest import with_sampler
 from scipy import special
 
-from validation.diagnostics import mcmc_diagnostics
-from virtual_patients.generator import Generator, fit
-from virtual_patients.spec import GeneratorSpec
+from insilico.validation.diagnostics import mcmc_diagnostics
+from insilico.virtual_patients.generator import Generator, fit
+from insilico.virtual_patients.spec import GeneratorSpec
 
 pytestmark = pytest.mark.slow
 

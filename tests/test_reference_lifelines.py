@@ -24,10 +24,10 @@ import pandas as pd
 import pytest
 from conftest import with_sampler
 
-from virtual_patients.encoding import design_matrix, design_names, learn_encoders
-from virtual_patients.examples import example_data, example_spec_path
-from virtual_patients.generator import drop_missing, fit, select_rows
-from virtual_patients.spec import GeneratorSpec
+from insilico.virtual_patients.encoding import design_matrix, design_names, learn_encoders
+from insilico.virtual_patients.examples import example_data, example_spec_path
+from insilico.virtual_patients.generator import drop_missing, fit, select_rows
+from insilico.virtual_patients.spec import GeneratorSpec
 
 REFERENCE = Path(__file__).parent / "reference" / "lifelines_gbsg_weibull.json"
 LIFELINES_CALL = "lifelines.WeibullAFTFitter().fit(X, duration_col='T', event_col='E')"

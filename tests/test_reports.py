@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports import figures as F
-from reports.render import BLANK, fmt_number, record_anchor, render_credibility, render_simulation
-from validation.evidence import EvidenceRecord
+from insilico.reports import figures as F
+from insilico.reports.render import BLANK, fmt_number, record_anchor, render_credibility, render_simulation
+from insilico.validation.evidence import EvidenceRecord
 
 DATA = Path(__file__).parent / "data"
 OKABE_ITO = {c.lower() for c in F.PALETTE}

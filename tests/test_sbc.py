@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from validation.sbc import SBC, bin_counts, default_bins, rank_statistics, rank_uniformity, thin_indices
-from virtual_patients.sbc import sbc_for_spec, sbc_problem
-from virtual_patients.spec import GeneratorSpec
+from insilico.validation.sbc import SBC, bin_counts, default_bins, rank_statistics, rank_uniformity, thin_indices
+from insilico.virtual_patients.sbc import sbc_for_spec, sbc_problem
+from insilico.virtual_patients.spec import GeneratorSpec
 
 
 # ---------------------------------------------------------------------- kernels

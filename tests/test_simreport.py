@@ -16,11 +16,11 @@ import yaml
 from conftest import with_sampler
 from scipy import stats
 
-from reports.render import fmt_number
-from trials.design import TrialDesign
-from trials.engine import run
-from trials.oc import operating_characteristics
-from trials.simreport import (
+from insilico.reports.render import fmt_number
+from insilico.trials.design import TrialDesign
+from insilico.trials.engine import run
+from insilico.trials.oc import operating_characteristics
+from insilico.stages.simreport import (
     DERIVED,
     classify_scenarios,
     prior_ess_rows,
@@ -28,7 +28,7 @@ from trials.simreport import (
     simulation_figures,
     simulation_report,
 )
-from trials.study import simulate_design
+from insilico.stages.fit import simulate_design
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 RHO2 = 0.64  # y = 1 + 0.8 x1 + 0.6 e, x1 ~ N(0, 1): rho^2 = 0.64 / (0.64 + 0.36)
@@ -59,8 +59,8 @@ def hybrid(tmp_path_factory):
 def procova(tmp_path_factory):
     """design_procova.yaml reduced (1,000 replicates, effect 0.5 sd) on a generator fitted to
     400 historical controls with a known prognostic signal (rho^2 = 0.64)."""
-    from virtual_patients.generator import fit
-    from virtual_patients.spec import GeneratorSpec
+    from insilico.virtual_patients.generator import fit
+    from insilico.virtual_patients.spec import GeneratorSpec
 
     tmp = tmp_path_factory.mktemp("procova")
     rng = np.random.default_rng(11)
@@ -101,7 +101,7 @@ def test_scenarios_are_classified_null_drift_alternative(hybrid):
 # ----------------------------------------------------------------------------- OC rows
 
 def test_oc_rows_are_the_oc_dataset_values(hybrid):
-    from trials.study import read_results
+    from insilico.stages.fit import read_results
 
     _, oc = read_results(hybrid["tmp"] / "results.nc")
     rows = hybrid["ctx"]["oc"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from validation.contract import check_data
-from virtual_patients.examples import EXAMPLES, example_data, example_spec_path
-from virtual_patients.generator import select_rows
-from virtual_patients.spec import GeneratorSpec, SpecError
+from insilico.validation.contract import check_data
+from insilico.virtual_patients.examples import EXAMPLES, example_data, example_spec_path
+from insilico.virtual_patients.generator import select_rows
+from insilico.virtual_patients.spec import GeneratorSpec, SpecError
 
 BASE = {
     "covariates": [{"name": "age", "type": "continuous"}, {"name": "sex", "type": "binary"}],

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from validation.contract import ContractResult
-from validation.suites import check_cohort, check_results, data_ranges, missing_limits
-from virtual_patients.spec import GeneratorSpec
+from insilico.validation.contract import ContractResult
+from insilico.validation.suites import check_cohort, check_results, data_ranges, missing_limits
+from insilico.virtual_patients.spec import GeneratorSpec
 
 N = 200
 
@@ -199,9 +199,9 @@ R = 200
 def simulated():
     """200 replicates of a 100-patient normal trial, null and target scenarios, analysed by
     a t test and a (Bayesian) normal power prior: two seconds serially."""
-    from trials.design import TrialDesign
-    from trials.engine import run
-    from trials.oc import operating_characteristics
+    from insilico.trials.design import TrialDesign
+    from insilico.trials.engine import run
+    from insilico.trials.oc import operating_characteristics
 
     design = TrialDesign.from_dict({
         "seed": 11, "replicates": R, "chunk_size": 100,

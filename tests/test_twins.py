@@ -18,9 +18,9 @@ import pytest
 import xarray as xr
 from scipy import special
 
-from virtual_patients.effects import TreatmentEffect
-from virtual_patients.encoding import learn_encoders
-from virtual_patients.generator import (
+from insilico.virtual_patients.effects import TreatmentEffect
+from insilico.virtual_patients.encoding import learn_encoders
+from insilico.virtual_patients.generator import (
     META_FILE,
     POSTERIOR_FILE,
     SPEC_FILE,
@@ -30,7 +30,7 @@ from virtual_patients.generator import (
     _outcome_internal,
     generator_meta,
 )
-from virtual_patients.spec import GeneratorSpec
+from insilico.virtual_patients.spec import GeneratorSpec
 
 CHAINS, DRAWS = 2, 5  # ten fake posterior draws
 N_DRAWS = CHAINS * DRAWS

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from trials.cli import main
+from insilico.cli import main
 from studies import small_indo_plan
-from trials.credibility import check_design, check_replication, verify_engine
+from insilico.stages.validate import check_design, check_replication, verify_engine
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -125,9 +125,9 @@ class _StubGenerator:
 
 
 def test_replication_interval_contains_the_real_effect_when_twins_mimic_controls():
-    from validation.plan import Replication, DataSource
-    from virtual_patients.examples import example_data
-    from virtual_patients.spec import GeneratorSpec
+    from insilico.validation.plan import Replication, DataSource
+    from insilico.virtual_patients.examples import example_data
+    from insilico.virtual_patients.spec import GeneratorSpec
 
     spec = GeneratorSpec.from_yaml(EXAMPLES / "gbsg_rotterdam_coded.yaml")
     df = example_data("gbsg_rotterdam_coded")
@@ -143,8 +143,8 @@ def test_replication_interval_contains_the_real_effect_when_twins_mimic_controls
 def test_weighted_cox_maximises_the_weighted_breslow_partial_likelihood():
     from scipy.optimize import minimize_scalar
 
-    from trials.credibility import weighted_cox
-    from trials.survival import cox_score
+    from insilico.stages.validate import weighted_cox
+    from insilico.trials.survival import cox_score
 
     rng = np.random.default_rng(5)
     n = 300
@@ -166,11 +166,11 @@ def test_weighted_cox_maximises_the_weighted_breslow_partial_likelihood():
 
 
 def test_real_external_controls_att_weighted_against_the_randomised_effect(tmp_path):
-    from trials.credibility import check_external_control
-    from validation.plan import DataSource, Replication
-    from virtual_patients.examples import example_data
-    from virtual_patients.generator import select_rows
-    from virtual_patients.spec import GeneratorSpec
+    from insilico.stages.validate import check_external_control
+    from insilico.validation.plan import DataSource, Replication
+    from insilico.virtual_patients.examples import example_data
+    from insilico.virtual_patients.generator import select_rows
+    from insilico.virtual_patients.spec import GeneratorSpec
 
     spec = GeneratorSpec.from_yaml(EXAMPLES / "rotterdam_nodepos.yaml")
     external = select_rows(example_data("rotterdam"), spec).dropna(subset=spec.columns).reset_index(drop=True)

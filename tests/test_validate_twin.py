@@ -10,7 +10,7 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from trials.cli import main
+from insilico.cli import main
 
 
 def _plan(tmp_path, kind: str, goals: list[dict], name: str):

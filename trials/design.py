@@ -33,7 +33,7 @@ from typing import ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from virtual_patients.spec import SpecFile
+from insilico.virtual_patients.spec import SpecFile
 
 
 class _Frozen(BaseModel):
@@ -507,7 +507,7 @@ class TrialDesign(SpecFile):
             return (1.0,) if self.endpoint.family in (Family.count, Family.time_to_event) else (0.0,)
         if self.patients.cutoff is not None:  # only survival generators take a cut-off
             return (1.0,)
-        from trials.engine import generator_family
+        from insilico.trials.engine import generator_family
 
         try:
             fam = generator_family(self)
@@ -532,7 +532,7 @@ class TrialDesign(SpecFile):
         if self.endpoint is not None:
             fam = self.endpoint.family.value
         else:
-            from trials.engine import generator_family
+            from insilico.trials.engine import generator_family
 
             fam = generator_family(self)
         return "less" if fam in ("count", "time_to_event") else "greater"
@@ -609,7 +609,7 @@ class TrialDesign(SpecFile):
         ss = self.sample_size
         if ss.stages is None:
             return None
-        from trials.gsd import group_sequential_design
+        from insilico.trials.gsd import group_sequential_design
 
         rates = ss.information_rates or [s / ss.stages[-1] for s in ss.stages]
         futility = None if ss.futility is None else [*ss.futility]

@@ -29,7 +29,7 @@ FIELDS = ("estimate", "std_error", "lower", "upper", "p_value", "decision", "pos
 # ---------------------------------------------------------------------- one chunk
 @functools.lru_cache(maxsize=4)
 def _load_generator(path: str, _mtime: float):
-    from virtual_patients.generator import Generator
+    from insilico.virtual_patients.generator import Generator
 
     return Generator.load(path)
 

@@ -36,7 +36,7 @@ def cumulative_hazard_inverse(target: np.ndarray, model: dict, out: np.ndarray |
     if kind == "weibull":  # H(t) = rate * t^k, rate chosen so that the median matches
         t = np.divide(target, model["rate"], out=out)
         return np.power(t, 1.0 / model["shape"], out=t)
-    from virtual_patients.kernels import piecewise_inverse
+    from insilico.virtual_patients.kernels import piecewise_inverse
 
     return piecewise_inverse(target, np.log(np.asarray(model["hazards"], float)), np.asarray(model["cuts"], float))
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from validation.metrics import _same_length, _vector, calibration, concordance
+from insilico.validation.metrics import _same_length, _vector, calibration, concordance
 
 
 def _pairs(observed, predicted, min_n: int = 3) -> tuple[np.ndarray, np.ndarray]:

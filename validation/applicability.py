@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from validation.fidelity import numeric_view
-from validation.privacy import NUMERIC, _canonical, _check_columns, _check_table, shared_levels
+from insilico.validation.fidelity import numeric_view
+from insilico.validation.privacy import NUMERIC, _canonical, _check_columns, _check_table, shared_levels
 
 PROPENSITY_RANGE = (1.0, 99.0)  # percentiles of the reference propensities taken as its support
 

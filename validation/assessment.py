@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime
 
-from validation.evidence import CATEGORIES, FACTORS, EvidenceRecord
-from validation.plan import CredibilityPlan, Goal
+from insilico.validation.evidence import CATEGORIES, FACTORS, EvidenceRecord
+from insilico.validation.plan import CredibilityPlan, Goal
 
 SUB_MODEL_TITLES = {
     "virtual_patient_generation": "Virtual-patient generation",
@@ -37,8 +37,8 @@ def judge(plan: CredibilityPlan, metrics: dict[str, dict], run_id: str | None = 
     yields one judged record per such sub-model; other metrics yield one informative
     record (passed None) under the sub-model that computed them.
     """
-    from validation.evidence import record
-    from validation.plan import METRICS
+    from insilico.validation.evidence import record
+    from insilico.validation.plan import METRICS
 
     goals: dict[str, list[tuple[str, Goal]]] = defaultdict(list)
     for sub_model, goal in plan.goals():

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from virtual_patients.encoding import level_key
-from virtual_patients.spec import Covariate, CovariateType, GeneratorSpec, Outcome, OutcomeFamily
+from insilico.virtual_patients.encoding import level_key
+from insilico.virtual_patients.spec import Covariate, CovariateType, GeneratorSpec, Outcome, OutcomeFamily
 
 if TYPE_CHECKING:
     from great_expectations.core import ExpectationSuite

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from virtual_patients.encoding import level_key
+from insilico.virtual_patients.encoding import level_key
 
 
 def numeric_view(df: pd.DataFrame, columns: dict[str, str], levels: dict[str, list] | None = None) -> pd.DataFrame:

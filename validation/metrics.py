@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit, logit
 
-from validation.fidelity import _pair, kaplan_meier, km_steps
+from insilico.validation.fidelity import _pair, kaplan_meier, km_steps
 
 KINDS = ("continuous", "count", "binary", "categorical")
 

@@ -22,8 +22,8 @@ from typing import Any, ClassVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from validation.evidence import FACTORS, SUB_MODELS, Threshold
-from validation.privacy import ReleaseLimits
+from insilico.validation.evidence import FACTORS, SUB_MODELS, Threshold
+from insilico.validation.privacy import ReleaseLimits
 
 RISK_RULE = ("levels low/medium/high score 1/2/3; model risk = influence + consequence - 1 "
              "(1 = lowest, 5 = highest; V&V 40 risk matrix)")
@@ -365,7 +365,7 @@ class CredibilityPlan(_Strict):
 
 def read_plan(path: str | Path) -> tuple[CredibilityPlan, bytes]:
     """Load a plan, returning it with the exact bytes that were read (hashed when frozen)."""
-    from virtual_patients.spec import format_validation_error
+    from insilico.virtual_patients.spec import format_validation_error
 
     path = Path(path)
     if not path.is_file():

@@ -26,8 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.spatial import cKDTree
 from sklearn.metrics import roc_auc_score
 
-from validation.fidelity import numeric_view
-from virtual_patients.encoding import level_key
+from insilico.validation.fidelity import numeric_view
+from insilico.virtual_patients.encoding import level_key
 
 NUMERIC = ("continuous", "count")
 LEVELLED = ("binary", "categorical")

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from validation.contract import (
+from insilico.validation.contract import (
     _NEEDS_COLUMN,
     _NEEDS_NOTHING,
     _NEEDS_NUMERIC,
@@ -49,7 +49,7 @@ from validation.contract import (
     _spec_bounds,
     _spec_expectations,
 )
-from virtual_patients.spec import GeneratorSpec
+from insilico.virtual_patients.spec import GeneratorSpec
 
 if TYPE_CHECKING:
     from great_expectations.expectations import Expectation

@@ -19,7 +19,14 @@ from scipy import special
 
 from . import kernels
 from .effects import TreatmentEffect
-from .encoding import Encoder, design_matrix, design_names, design_offsets, distributional_scores, learn_encoders
+from .encoding import (
+    Encoder,
+    design_matrix,
+    design_names,
+    design_offsets,
+    distributional_scores,
+    learn_encoders,
+)
 from .model import OutcomeData, build_model
 from .spec import CovariateType, GeneratorSpec, MissingPolicy
 
@@ -167,7 +174,7 @@ def fit(
 
     df = select_rows(df, spec)
     if check_contract:
-        from validation.contract import enforce
+        from insilico.validation.contract import enforce
 
         enforce(df, spec)
     df, missing = drop_missing(df, spec)

@@ -42,7 +42,7 @@ def sbc_problem(spec: GeneratorSpec, data: pd.DataFrame, *, n_obs: int | None = 
                 seed: int = 0) -> SpecSBCProblem:
     """The spec's model on a seeded subsample of n_obs complete patients (default
     min(n, 200)), with data containers, and its prior-predictive simulator."""
-    from validation.sbc import prior_predictive
+    from insilico.validation.sbc import prior_predictive
 
     absent = [c for c in spec.columns if c not in data.columns]
     if absent:
@@ -103,7 +103,7 @@ def sbc_for_spec(
     Short chains (chains x draws, thinned to L) keep a refit of a small model well under
     a second; the sampler's target acceptance is the spec's.
     """
-    from validation.sbc import SBC
+    from insilico.validation.sbc import SBC
 
     problem = sbc_problem(spec, data, n_obs=n_obs, seed=seed)
     result = SBC(problem.model, problem.simulate).run(

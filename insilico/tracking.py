@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from validation.evidence import sha256_file  # noqa: F401 - the one checksum, re-exported for the stages
+from insilico.validation.evidence import sha256_file  # noqa: F401 - the one checksum, re-exported for the stages
 
 DEFAULT_EXPERIMENT = "insilico-trials"
 

@@ -69,12 +69,12 @@ def fit_generator(
     """Contract-check, fit, diagnose, save and register a generator; one MLflow run."""
     import mlflow
 
-    from validation import tracking
-    from validation.contract import DataContractError, check_data
-    from validation.diagnostics import converged, mcmc_diagnostics, posterior_summary
-    from virtual_patients.generator import drop_missing, fit, select_rows
-    from virtual_patients.registry import GeneratorModel
-    from virtual_patients.spec import GeneratorSpec
+    from insilico import tracking
+    from insilico.validation.contract import DataContractError, check_data
+    from insilico.validation.diagnostics import converged, mcmc_diagnostics, posterior_summary
+    from insilico.virtual_patients.generator import drop_missing, fit, select_rows
+    from insilico.registry import GeneratorModel
+    from insilico.virtual_patients.spec import GeneratorSpec
 
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
@@ -132,7 +132,7 @@ def fit_generator(
 
 
 def _versions() -> dict[str, str]:
-    from virtual_patients.generator import package_versions
+    from insilico.virtual_patients.generator import package_versions
 
     return package_versions()
 
@@ -174,10 +174,10 @@ def simulate_design(
     import mlflow
     import xarray as xr
 
-    from trials.design import TrialDesign
-    from trials.engine import run
-    from trials.oc import operating_characteristics
-    from validation import tracking
+    from insilico.trials.design import TrialDesign
+    from insilico.trials.engine import run
+    from insilico.trials.oc import operating_characteristics
+    from insilico import tracking
 
     design = TrialDesign.from_yaml(design_path)
     if replicates is not None:
@@ -189,7 +189,7 @@ def simulate_design(
             design = TrialDesign.from_dict({**design.model_dump(mode="json"), "patients": {
                 **design.patients.model_dump(mode="json"),
                 "generator": str((Path(design_path).parent / gen_dir).resolve())}})
-        from virtual_patients.generator import Generator
+        from insilico.virtual_patients.generator import Generator
 
         Generator.load(design.patients.generator)  # a clear error now, not inside a worker
     out = Path(out)
@@ -197,7 +197,7 @@ def simulate_design(
     tracking.setup()
     with mlflow.start_run(run_name=f"simulate {Path(design_path).stem}",
                           nested=mlflow.active_run() is not None) as run_:
-        from trials.bayesian import resolve_map_priors
+        from insilico.trials.bayesian import resolve_map_priors
 
         design, derived = resolve_map_priors(design, log=log)
         if derived:
@@ -229,7 +229,7 @@ def simulate_design(
 
 def read_results(path: str | Path):
     """(replicates, oc) Datasets of a results file written by `simulate_design`."""
-    from virtual_patients.generator import load_tree
+    from insilico.virtual_patients.generator import load_tree
 
     p = Path(path)
     if not p.is_file():

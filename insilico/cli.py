@@ -23,7 +23,7 @@ def _console():
 
 # ---------------------------------------------------------------------- commands
 def cmd_fit(args) -> int:
-    from trials.study import fit_generator
+    from insilico.stages.fit import fit_generator
 
     con = _console()
     res = fit_generator(args.data, args.spec, args.out, args.seed, progress=not args.no_progress,
@@ -34,7 +34,7 @@ def cmd_fit(args) -> int:
 
 
 def _report_fit(con, res) -> None:
-    from validation.diagnostics import ESS_MIN, RHAT_MAX, converged
+    from insilico.validation.diagnostics import ESS_MIN, RHAT_MAX, converged
 
     d = res.diagnostics
     ok = converged(d)
@@ -47,8 +47,8 @@ def _report_fit(con, res) -> None:
 
 
 def cmd_sample(args) -> int:
-    from trials.study import write_atomically
-    from virtual_patients.generator import Generator
+    from insilico.stages.fit import write_atomically
+    from insilico.virtual_patients.generator import Generator
 
     gen = Generator.load(args.generator)
     cohort = gen.sample_cohort(args.n, args.seed, study=args.study)
@@ -58,10 +58,10 @@ def cmd_sample(args) -> int:
 
 
 def cmd_twins(args) -> int:
-    from trials.study import read_table, write_atomically
-    from virtual_patients.effects import TreatmentEffect
-    from virtual_patients.generator import Generator
-    from virtual_patients.spec import SpecError, format_validation_error, read_yaml
+    from insilico.stages.fit import read_table, write_atomically
+    from insilico.virtual_patients.effects import TreatmentEffect
+    from insilico.virtual_patients.generator import Generator
+    from insilico.virtual_patients.spec import SpecError, format_validation_error, read_yaml
 
     gen = Generator.load(args.generator)
     df = read_table(args.data)
@@ -89,7 +89,7 @@ def cmd_twins(args) -> int:
 
 
 def cmd_example(args) -> int:
-    from virtual_patients.examples import write_example
+    from insilico.virtual_patients.examples import write_example
 
     data, spec = write_example(args.name, args.out)
     _console().print(f"wrote {data} and {spec}; fit with:\n  insilico fit --data {data} --spec {spec} --out DIR")
@@ -99,13 +99,13 @@ def cmd_example(args) -> int:
 def cmd_schema(args) -> int:
     import json
 
-    from virtual_patients.effects import TreatmentEffect
-    from virtual_patients.spec import GeneratorSpec
+    from insilico.virtual_patients.effects import TreatmentEffect
+    from insilico.virtual_patients.spec import GeneratorSpec
 
-    from trials.design import TrialDesign
+    from insilico.trials.design import TrialDesign
 
-    from trials.pipeline import StudySpec
-    from validation.plan import CredibilityPlan
+    from insilico.stages.study import StudySpec
+    from insilico.validation.plan import CredibilityPlan
 
     models = {"generator": GeneratorSpec, "effect": TreatmentEffect, "design": TrialDesign,
               "plan": CredibilityPlan, "study": StudySpec}
@@ -116,9 +116,9 @@ def cmd_schema(args) -> int:
 def cmd_simulate(args) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from trials.design import TrialDesign
-    from trials.oc import oc_table
-    from trials.study import simulate_design
+    from insilico.trials.design import TrialDesign
+    from insilico.trials.oc import oc_table
+    from insilico.stages.fit import simulate_design
 
     TrialDesign.from_yaml(args.design)  # a bad design is reported before any progress bar appears
     con = _console()
@@ -136,8 +136,8 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_oc(args) -> int:
-    from trials.oc import oc_table
-    from trials.study import read_results
+    from insilico.trials.oc import oc_table
+    from insilico.stages.fit import read_results
 
     _, oc = read_results(args.results)
     table = oc_table(oc)
@@ -151,7 +151,7 @@ def cmd_oc(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from trials.credibility import validate_study
+    from insilico.stages.validate import validate_study
 
     con = _console()
     con.rule(f"[bold]insilico validate[/] {args.plan}")
@@ -186,7 +186,7 @@ def _print_assessment(con, assessment: dict, records: list) -> None:
 
 
 def cmd_validate_twin(args) -> int:
-    from trials.credibility import validate_twin
+    from insilico.stages.validate import validate_twin
 
     con = _console()
     res = validate_twin(args.predictions, args.observed, args.plan, Path(args.out),
@@ -197,7 +197,7 @@ def cmd_validate_twin(args) -> int:
 
 
 def cmd_sign(args) -> int:
-    from trials.credibility import sign
+    from insilico.stages.validate import sign
 
     field = sign(args.run_id, args.field, args.text, args.by)
     _console().print(f"recorded {args.field!r} by {field['by']} at {field['at']} in MLflow run {args.run_id}")
@@ -205,7 +205,7 @@ def cmd_sign(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from trials.pipeline import run_study
+    from insilico.stages.study import run_study
 
     con = _console()
     con.rule(f"[bold]insilico run[/] {args.study}")
@@ -226,7 +226,7 @@ def _print_study(con, res) -> None:
 
 
 def cmd_package(args) -> int:
-    from reports.package import build_package
+    from insilico.reports.package import build_package
 
     out_dir = _study_dir(args.run)
     zip_path = build_package(out_dir, Path(args.out), include_patient_rows=args.include_patient_rows,
@@ -237,14 +237,14 @@ def cmd_package(args) -> int:
 
 def _study_dir(run: str) -> Path:
     """A study output folder, given the folder itself or the study's MLflow parent run id."""
-    from trials.study import InputError
+    from insilico.stages.fit import InputError
 
     p = Path(run)
     if p.is_dir():
         return p
     import mlflow
 
-    from validation import tracking
+    from insilico import tracking
 
     tracking.setup()
     try:
@@ -257,8 +257,8 @@ def _study_dir(run: str) -> Path:
 
 
 def cmd_reproduce(args) -> int:
-    from reports.package import reproduce
-    from trials.pipeline import run_study
+    from insilico.reports.package import reproduce
+    from insilico.stages.study import run_study
 
     con = _console()
     report = reproduce(Path(args.package), lambda study, out: run_study(study, out, progress=False, register=False,
@@ -271,7 +271,7 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from trials.demo import run_demo
+    from insilico.demo import run_demo
 
     run_demo(Path(args.out), console=_console(), progress=not args.no_progress)
     return 0
@@ -399,11 +399,11 @@ def _positive_int(text: str) -> int:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from trials.study import InputError
-    from validation.contract import DataContractError
-    from virtual_patients.generator import GeneratorLoadError
-    from validation.plan import PlanError
-    from virtual_patients.spec import SpecError
+    from insilico.stages.fit import InputError
+    from insilico.validation.contract import DataContractError
+    from insilico.virtual_patients.generator import GeneratorLoadError
+    from insilico.validation.plan import PlanError
+    from insilico.virtual_patients.spec import SpecError
 
     return (SpecError, PlanError, InputError, DataContractError, GeneratorLoadError, ValueError, FileNotFoundError)
 
@@ -420,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         if debug or not isinstance(err, _user_errors()):
             raise
-        from validation.contract import DataContractError
+        from insilico.validation.contract import DataContractError
 
         text = err.result.report() if isinstance(err, DataContractError) else str(err)
         print(f"insilico {args.command}: error: {text}", file=sys.stderr)

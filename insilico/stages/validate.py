@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trials.study import InputError, write_atomically
+from insilico.stages.fit import InputError, write_atomically
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,8 @@ def _m(check: str, value, sub_model: str = "virtual_patient_generation", **extra
 # ------------------------------------------------------------------ data
 def load_source(source, base: Path) -> tuple[pd.DataFrame, str, str]:
     """(table, name, SHA-256 of its bytes) for a plan data source; the subset applied."""
-    from validation.tracking import sha256_file
-    from virtual_patients.examples import example_data
+    from insilico.tracking import sha256_file
+    from insilico.virtual_patients.examples import example_data
 
     if source.example is not None:
         df = example_data(source.example)
@@ -53,7 +53,7 @@ def load_source(source, base: Path) -> tuple[pd.DataFrame, str, str]:
         sha = _frame_sha(df)
     else:
         path = (base / source.path) if not Path(source.path).is_absolute() else Path(source.path)
-        from trials.study import read_table
+        from insilico.stages.fit import read_table
 
         df = read_table(path)
         name, sha = str(path), sha256_file(path)
@@ -93,7 +93,7 @@ def _rank_plot(posterior, out: Path, n: int = 6) -> Path:
 
     import arviz as az
 
-    from reports.figures import chain_rank_plot
+    from insilico.reports.figures import chain_rank_plot
 
     post = posterior["posterior"].to_dataset()
     draws = {}
@@ -111,10 +111,10 @@ def _rank_plot(posterior, out: Path, n: int = 6) -> Path:
 
 def check_holdout(gen, train: pd.DataFrame, comp: pd.DataFrame, plan, seed: int, figures: Path) -> Metrics:
     """Held-out comparator vs the generator's posterior predictive population."""
-    from reports import figures as fig
-    from reports.figures import km_overlay, love_plot
-    from validation import metrics as vm
-    from validation.fidelity import balance_table, correlation_difference, km_band_check, pit_coverage
+    from insilico.reports import figures as fig
+    from insilico.reports.figures import km_overlay, love_plot
+    from insilico.validation import metrics as vm
+    from insilico.validation.fidelity import balance_table, correlation_difference, km_band_check, pit_coverage
 
     spec = gen.spec
     cols = {c.name: c.type.value for c in spec.covariates}
@@ -147,7 +147,7 @@ def check_holdout(gen, train: pd.DataFrame, comp: pd.DataFrame, plan, seed: int,
                             figures / "km_overlay.png", time_label=f"{o.time} (data units)",
                             title="held-out comparator vs virtual patients")
         out["km_inside_band"] = _m("kaplan_meier", float(band["inside"]), artifact=km_png)
-        from validation.fidelity import resample_censoring
+        from insilico.validation.fidelity import resample_censoring
 
         rng = np.random.default_rng(seed)
         cens = resample_censoring(t_r, e_r, len(big), rng)
@@ -216,7 +216,7 @@ def _numeric_outcome(df: pd.DataFrame, gen) -> np.ndarray:
 
 
 def check_test_samples(train: pd.DataFrame, comp: pd.DataFrame, spec) -> Metrics:
-    from validation.fidelity import id_digest
+    from insilico.validation.fidelity import id_digest
 
     out = {"comparator_size": _m("comparator", len(comp))}
     if spec.id:
@@ -230,7 +230,7 @@ def check_test_samples(train: pd.DataFrame, comp: pd.DataFrame, spec) -> Metrics
 
 
 def check_applicability(target: pd.DataFrame, train: pd.DataFrame, spec, seed: int) -> Metrics:
-    from validation.applicability import applicability, extrapolated_subgroups
+    from insilico.validation.applicability import applicability, extrapolated_subgroups
 
     cols = {c.name: c.type.value for c in spec.covariates}
     a = applicability(target, train, cols, seed=seed)
@@ -244,7 +244,7 @@ def check_applicability(target: pd.DataFrame, train: pd.DataFrame, spec, seed: i
 
 def check_privacy(gen, train: pd.DataFrame, holdout: pd.DataFrame, spec, seed: int,
                   limits) -> tuple[Metrics, pd.DataFrame, dict, list]:
-    from validation.privacy import privacy_metrics, release_gate
+    from insilico.validation.privacy import privacy_metrics, release_gate
 
     cols = {c.name: c.type.value for c in spec.covariates}
     cohort = gen.sample_cohort(len(train), seed=seed + 17)
@@ -267,8 +267,8 @@ def check_replication(gen, rep_df: pd.DataFrame, rep, seed: int) -> Metrics:
     """
     from scipy.stats import norm
 
-    from validation.fidelity import resample_censoring
-    from virtual_patients.effects import TreatmentEffect
+    from insilico.validation.fidelity import resample_censoring
+    from insilico.virtual_patients.effects import TreatmentEffect
 
     spec = gen.spec
     arm = rep_df[rep.arm]
@@ -342,9 +342,9 @@ def check_external_control(trial: pd.DataFrame, external: pd.DataFrame, rep, spe
     """
     from scipy.stats import norm
 
-    from reports.figures import love_plot
-    from trials.external import att_weights, balance, propensity_scores
-    from validation.fidelity import _pair
+    from insilico.reports.figures import love_plot
+    from insilico.trials.external import att_weights, balance, propensity_scores
+    from insilico.validation.fidelity import _pair
 
     o = spec.outcome
     cols = {c.name: c.type.value for c in spec.covariates}
@@ -391,7 +391,7 @@ def _effect(spec, gen, treated: pd.DataFrame, control: pd.DataFrame) -> tuple[fl
     """Unadjusted treatment effect and its se: Cox log HR, difference in means/proportions."""
     o = spec.outcome
     if o.survival:
-        from trials.survival import cox_score
+        from insilico.trials.survival import cox_score
 
         t = np.concatenate([control[o.time], treated[o.time]]).astype(float)[None, :]
         e = np.concatenate([control[o.event], treated[o.event]]).astype(int)[None, :]
@@ -420,7 +420,7 @@ def _plain(d: dict) -> dict:
 
 # ------------------------------------------------------------------ code verification
 def _reference(name: str) -> dict:
-    from validation.tracking import project_root
+    from insilico.tracking import project_root
 
     path = project_root() / "tests" / "reference" / name
     if not path.is_file():
@@ -434,12 +434,12 @@ def verify_engine(replicates: int, seed: int) -> Metrics:
     z = |simulated - reference| / MCSE; for rpact's simulated values the MCSE combines
     both simulations' binomial errors.
     """
-    from trials.analyses import power_t_test, power_two_proportions
-    from trials.borrowing import BetaMixture, ess
-    from trials.design import TrialDesign
-    from trials.engine import run
-    from trials.oc import operating_characteristics
-    from trials.survival import schoenfeld_power
+    from insilico.trials.analyses import power_t_test, power_two_proportions
+    from insilico.trials.borrowing import BetaMixture, ess
+    from insilico.trials.design import TrialDesign
+    from insilico.trials.engine import run
+    from insilico.trials.oc import operating_characteristics
+    from insilico.trials.survival import schoenfeld_power
 
     base = {"seed": seed, "replicates": replicates, "chunk_size": max(replicates // 2, 100),
             "arms": [{"name": "control", "allocation": 1}, {"name": "treatment", "allocation": 1}],
@@ -517,13 +517,13 @@ def resolve_generator(design_path: Path, generator_dir: Path, out_dir: Path) -> 
 def check_design(design_path: Path, out_dir: Path, *, log, progress=None,
                  analyses: list[str] | None = None) -> tuple[Metrics, dict]:
     """Simulate the plan's design; OCs, their MCSE, stability, and bit-identity across workers."""
-    from trials.design import TrialDesign
-    from trials.engine import run
-    from trials.oc import operating_characteristics
-    from trials.study import simulate_design
+    from insilico.trials.design import TrialDesign
+    from insilico.trials.engine import run
+    from insilico.trials.oc import operating_characteristics
+    from insilico.stages.fit import simulate_design
 
     sim = simulate_design(design_path, out_dir / "simulation.nc", workers=2, progress=progress, log=log)
-    from trials.study import read_results
+    from insilico.stages.fit import read_results
 
     results, oc = read_results(sim.results_path)
     design = TrialDesign.from_yaml(design_path)
@@ -558,14 +558,14 @@ def check_design(design_path: Path, out_dir: Path, *, log, progress=None,
     # bit-identity: a shortened run, serial vs two Dask workers, must agree exactly
     small = TrialDesign.from_dict({**design.model_dump(mode="json"),
                                    "replicates": min(design.replicates, 2 * design.chunk_size)})
-    from trials.bayesian import resolve_map_priors
+    from insilico.trials.bayesian import resolve_map_priors
 
     small, _ = resolve_map_priors(small, log=lambda *_: None)
     a, b = run(small, executor="serial"), run(small, workers=2)
     same = all(np.array_equal(a[v].values, b[v].values, equal_nan=True) for v in a.data_vars)
     out["chunking_identical"] = _m("reproducibility", float(same), sm,
                                    detail={"replicates": small.replicates, "chunk_size": small.chunk_size})
-    from validation.suites import check_results
+    from insilico.validation.suites import check_results
 
     integrity = check_results(results, oc, replicates=design.replicates)
     out["results_integrity_failures"] = _m("results_integrity", len(integrity.failures), sm,
@@ -584,15 +584,15 @@ def validate_study(plan_path: str | Path, out_dir: str | Path, *, progress: bool
     """Freeze the plan, run every check its goals need, grade them, log it all to MLflow."""
     import mlflow
 
-    from validation import tracking
-    from validation.freeze import freeze
-    from validation.plan import read_plan
-    from virtual_patients.spec import GeneratorSpec
+    from insilico import tracking
+    from insilico.stages.freeze import freeze
+    from insilico.validation.plan import read_plan
+    from insilico.virtual_patients.spec import GeneratorSpec
 
     plan_path = Path(plan_path)
     plan, raw = read_plan(plan_path)
     if plan.data is None:
-        from validation.plan import PlanError
+        from insilico.validation.plan import PlanError
 
         raise PlanError(f"{plan_path}: `insilico validate` needs a data section (training, spec, comparator)")
     base = plan_path.parent
@@ -620,7 +620,7 @@ def validate_study(plan_path: str | Path, out_dir: str | Path, *, progress: bool
 
 
 def tracking_sha(raw: bytes) -> str:
-    from validation.plan import plan_sha256
+    from insilico.validation.plan import plan_sha256
 
     return plan_sha256(raw)
 
@@ -629,12 +629,12 @@ def _run_checks(plan, base: Path, spec_path: Path, spec, frozen, out_dir: Path, 
                 register) -> ValidationOutcome:
     import mlflow
 
-    from trials.study import fit_generator
-    from validation import tracking
-    from validation.assessment import assess, judge
-    from validation.contract import DataContractError, check_data
-    from validation.fidelity import holdout_split, id_digest
-    from virtual_patients.generator import Generator, package_versions, select_rows
+    from insilico.stages.fit import fit_generator
+    from insilico import tracking
+    from insilico.validation.assessment import assess, judge
+    from insilico.validation.contract import DataContractError, check_data
+    from insilico.validation.fidelity import holdout_split, id_digest
+    from insilico.virtual_patients.generator import Generator, package_versions, select_rows
 
     wanted = plan.metrics_wanted()
     figures = out_dir / "figures"
@@ -676,7 +676,7 @@ def _run_checks(plan, base: Path, spec_path: Path, spec, frozen, out_dir: Path, 
     gen = Generator.load(fit.generator_dir)
     metrics.update(check_convergence(fit.diagnostics, gen.meta.get("loo"), gen.posterior, figures))
 
-    from validation.suites import check_cohort
+    from insilico.validation.suites import check_cohort
 
     cohort = gen.sample_cohort(len(train), seed=plan.seed + 1)
     plaus = check_cohort(cohort, spec, source_missingness=contract.missingness)
@@ -726,10 +726,10 @@ def _assess_and_report(plan, metrics: Metrics, frozen, data: list[dict], out_dir
     """Records (logged), the assessment built from them alone, and the credibility report."""
     import mlflow
 
-    from validation import tracking
-    from validation.assessment import assess
-    from validation.evidence import write_records
-    from virtual_patients.generator import package_versions
+    from insilico import tracking
+    from insilico.validation.assessment import assess
+    from insilico.validation.evidence import write_records
+    from insilico.virtual_patients.generator import package_versions
 
     records = _log_records(plan, metrics, run_id)
     assessment = assess(plan, records, frozen=frozen, data=data, versions=package_versions(), run_id=run_id)
@@ -746,7 +746,7 @@ def _assess_and_report(plan, metrics: Metrics, frozen, data: list[dict], out_dir
 
 def credibility_report(validation_dir: Path, out_dir: Path) -> dict:
     """Render the credibility report (HTML + PDF) from a validation folder's records and assessment."""
-    from reports.render import render_credibility
+    from insilico.reports.render import render_credibility
 
     validation_dir = Path(validation_dir)
     assessment = json.loads((validation_dir / "assessment.json").read_text())
@@ -760,8 +760,8 @@ def check_sbc(spec, train: pd.DataFrame, plan, figures: Path, log, progress: boo
     """Simulation-based calibration of the generator's model on a subsample of the training rows."""
     from contextlib import nullcontext
 
-    from reports.figures import rank_histograms
-    from virtual_patients.sbc import sbc_for_spec
+    from insilico.reports.figures import rank_histograms
+    from insilico.virtual_patients.sbc import sbc_for_spec
 
     v = plan.verification
     log(f"simulation-based calibration: {v.sbc_replicates} replicates on {v.sbc_observations} patients")
@@ -785,7 +785,7 @@ def _progress_bar():
 
 def _release(cohort: pd.DataFrame, out_dir: Path, priv: dict, plan, log) -> None:
     """Export the virtual cohort only through the privacy gate (nothing written when it fails)."""
-    from validation.privacy import PrivacyGateError, export_cohort
+    from insilico.validation.privacy import PrivacyGateError, export_cohort
 
     path = out_dir / "synthetic_cohort.csv"
     try:
@@ -809,8 +809,8 @@ def _log_records(plan, metrics: Metrics, run_id: str) -> list:
     """Records from metrics: figures and tables logged as artifacts (with SHA-256) first."""
     import mlflow
 
-    from validation import tracking
-    from validation.assessment import judge
+    from insilico import tracking
+    from insilico.validation.assessment import judge
 
     clean: Metrics = {}
     for name, m in metrics.items():
@@ -844,7 +844,7 @@ def _log_records(plan, metrics: Metrics, run_id: str) -> list:
 
 def _json_default(o):
     """JSON for record details: numbers, arrays and paths as such, anything else as its text."""
-    from validation.evidence import jsonable
+    from insilico.validation.evidence import jsonable
 
     try:
         return jsonable(o)
@@ -858,13 +858,13 @@ def validate_twin(predictions: str | Path, observed: str | Path, plan_path: str 
     """Agreement of a twin's per-subject predictions with observations, graded by the plan."""
     import mlflow
 
-    from reports import figures as fig
-    from validation import tracking
-    from validation.agreement import binary_agreement, continuous_agreement, read_twin_pair
-    from validation.assessment import assess
-    from validation.freeze import freeze
-    from validation.plan import PlanError, read_plan
-    from virtual_patients.generator import package_versions
+    from insilico.reports import figures as fig
+    from insilico import tracking
+    from insilico.validation.agreement import binary_agreement, continuous_agreement, read_twin_pair
+    from insilico.validation.assessment import assess
+    from insilico.stages.freeze import freeze
+    from insilico.validation.plan import PlanError, read_plan
+    from insilico.virtual_patients.generator import package_versions
 
     plan, raw = read_plan(plan_path)
     if plan.twin is None:
@@ -924,7 +924,7 @@ def sign(run_id: str, field: str, text: str, by: str) -> dict:
 
     import mlflow
 
-    from validation import tracking
+    from insilico import tracking
 
     tracking.setup()
     try:

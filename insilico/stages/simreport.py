@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .design import BAYESIAN_METHODS, Family, Method, TrialDesign
+from insilico.trials.design import BAYESIAN_METHODS, Family, Method, TrialDesign
 
 ESTIMAND_KEYS = ("population", "treatment", "variable", "intercurrent_events", "summary_measure")
 DERIVED = "derived from the design"
@@ -59,7 +59,7 @@ def _family(design: TrialDesign) -> str:
     """The outcome family (for generator patients: the generator's, which loads it)."""
     if design.endpoint is not None:
         return design.endpoint.family.value
-    from .engine import generator_family
+    from insilico.trials.engine import generator_family
 
     return generator_family(design)
 
@@ -86,7 +86,7 @@ def _g(x: float) -> str:
 
 def _mixture_text(mix) -> str:
     """'0.8 Beta(17, 83) + 0.2 Beta(1, 1)' from a trials.borrowing mixture."""
-    from . import borrowing as bw
+    from insilico.trials import borrowing as bw
 
     w = np.ravel(mix.weights)
     if isinstance(mix, bw.BetaMixture):
@@ -324,7 +324,7 @@ def _sigma(design: TrialDesign) -> float | None:
 
 def _control_prior(a, design: TrialDesign, family: str):
     """(control prior mixture or None, its ESS and ESS method) from the design (``trials.bayesian.priors``)."""
-    from . import bayesian
+    from insilico.trials import bayesian
 
     if a.method not in BAYESIAN_METHODS or (a.prior is not None and a.prior.map_from is not None):
         return None, None, None
@@ -476,7 +476,7 @@ def sample_size_rows(design: TrialDesign, oc: xr.Dataset, results: xr.Dataset | 
     """
     from scipy import stats
 
-    from .analyses import procova_sample_size
+    from insilico.trials.analyses import procova_sample_size
 
     family = family or _family(design)
     null = _null_value(design, family)
@@ -561,7 +561,7 @@ def threshold_rows(design: TrialDesign, oc: xr.Dataset, results: xr.Dataset | No
 
 def oc_rows(oc: xr.Dataset) -> list[dict]:
     """``oc_table(oc).reset_index()`` as plain-Python records."""
-    from .oc import oc_table
+    from insilico.trials.oc import oc_table
 
     return [{k: _py(v) for k, v in r.items()} for r in oc_table(oc).reset_index().to_dict("records")]
 
@@ -588,7 +588,7 @@ def simulation_context(design: TrialDesign, oc: xr.Dataset, *, results: xr.Datas
     _check_oc(design, oc)
     if results is not None and not isinstance(results, xr.Dataset):
         raise ValueError(f"results: expected the replicate-level xarray Dataset, got {type(results).__name__}")
-    from validation.tracking import git_commit
+    from insilico.tracking import git_commit
 
     family = _family(design)
     attrs = {**(results.attrs if results is not None else {}), **oc.attrs}
@@ -641,7 +641,7 @@ def simulation_context(design: TrialDesign, oc: xr.Dataset, *, results: xr.Datas
 
 
 def _versions() -> dict[str, str]:
-    from virtual_patients.generator import package_versions
+    from insilico.virtual_patients.generator import package_versions
 
     return package_versions()
 
@@ -656,7 +656,7 @@ def simulation_figures(design: TrialDesign, oc: xr.Dataset, out_dir: str | Path)
     with the nominal one-sided α. Error bars ±1.96 MCSE (``reports.figures.oc_curves``)."""
     import pandas as pd
 
-    from reports.figures import oc_curves
+    from insilico.reports.figures import oc_curves
 
     _check_oc(design, oc)
     family = _family(design)
@@ -711,7 +711,7 @@ def _run_record(results_path: Path, run_id: str | None) -> dict | None:
     tag), with its recorded versions and git commit; None when there is no store or run."""
     import os
 
-    from validation import tracking
+    from insilico import tracking
 
     try:
         if not os.environ.get("MLFLOW_TRACKING_URI") and not (tracking.project_root() / "mlflow" / "mlflow.db").is_file():
@@ -748,9 +748,9 @@ def simulation_report(design_path: str | Path, results_path: str | Path, out_dir
     """
     import yaml
 
-    from reports.render import render_simulation
+    from insilico.reports.render import render_simulation
 
-    from .study import read_results
+    from .fit import read_results
 
     design_path, results_path, out_dir = Path(design_path), Path(results_path), Path(out_dir)
     file_design = TrialDesign.from_yaml(design_path)
@@ -770,7 +770,7 @@ def simulation_report(design_path: str | Path, results_path: str | Path, out_dir
                              versions=record["versions"] if record else None)
     if record and record["git_commit"]:
         ctx["reproducibility"]["git_commit"] = record["git_commit"]
-    from validation.tracking import sha256_file
+    from insilico.tracking import sha256_file
 
     ctx["design"]["table"]["results file"] = f"{results_path.name} (SHA-256 {sha256_file(results_path)})"
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from validation import tracking
-from validation.plan import diff_plans, plan_sha256
+from insilico import tracking
+from insilico.validation.plan import diff_plans, plan_sha256
 
 EXPERIMENT = tracking.DEFAULT_EXPERIMENT
 PLAN_ARTIFACT = "plan/frozen_plan.yaml"

@@ -12,7 +12,7 @@ import pandas as pd
 
 class GeneratorModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        from .generator import Generator
+        from insilico.virtual_patients.generator import Generator
 
         self.generator = Generator.load(context.artifacts["generator"])
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from trials.study import InputError  # noqa: F401 - raised by the stages, caught by the CLI
-from validation.plan import DataSource
+from insilico.stages.fit import InputError  # noqa: F401 - raised by the stages, caught by the CLI
+from insilico.validation.plan import DataSource
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -79,8 +79,8 @@ class StudyOutcome:
 def read_study(path: str | Path) -> StudySpec:
     from pydantic import ValidationError
 
-    from validation.plan import PlanError
-    from virtual_patients.spec import format_validation_error, read_yaml
+    from insilico.validation.plan import PlanError
+    from insilico.virtual_patients.spec import format_validation_error, read_yaml
 
     path = Path(path)
     data = read_yaml(path)
@@ -96,7 +96,7 @@ def read_study(path: str | Path) -> StudySpec:
 
 def study_files(study_path: Path, study: StudySpec) -> list[Path]:
     """The study file and every file it references (plan, spec, designs), for hashing and packaging."""
-    from validation.plan import read_plan
+    from insilico.validation.plan import read_plan
 
     base = study_path.parent
     plan_path = base / study.credibility_plan
@@ -128,8 +128,8 @@ def run_study(study_path: str | Path, out_dir: str | Path, *, progress: bool = T
     """Every stage of a study, reusing those whose inputs are unchanged; see the module docstring."""
     import mlflow
 
-    from validation import tracking
-    from virtual_patients.generator import package_versions
+    from insilico import tracking
+    from insilico.virtual_patients.generator import package_versions
 
     study_path = Path(study_path)
     study = read_study(study_path)
@@ -186,7 +186,7 @@ def run_study(study_path: str | Path, out_dir: str | Path, *, progress: bool = T
                 "include_patient_rows": study.package.include_patient_rows})
             with mlflow.start_run(run_name="package", nested=True) as pr:
                 mlflow.set_tag("stage", "package")
-                from reports.package import build_package
+                from insilico.reports.package import build_package
 
                 zip_path = build_package(out, out / study.package.file,
                                          include_patient_rows=study.package.include_patient_rows, overwrite=True,
@@ -205,7 +205,7 @@ def run_study(study_path: str | Path, out_dir: str | Path, *, progress: bool = T
 
 
 def assessment_seed(study_path: Path, study: StudySpec) -> int:
-    from validation.plan import read_plan
+    from insilico.validation.plan import read_plan
 
     return read_plan(study_path.parent / study.credibility_plan)[0].seed
 
@@ -229,18 +229,18 @@ def _stage(name: str, key: str, previous: dict, output: Path, log, run) -> str:
 
 
 def _validate(study: StudySpec, study_path: Path, out: Path, progress, log, register) -> None:
-    from trials.credibility import validate_study
+    from insilico.stages.validate import validate_study
 
     validate_study(study_path.parent / study.credibility_plan, out / "validation", progress=progress, log=log,
                    register=register)
 
 
 def _twins(study: StudySpec, study_path: Path, out: Path, log) -> None:
-    from trials.credibility import load_source
-    from trials.study import write_atomically
-    from validation import tracking
-    from virtual_patients.effects import TreatmentEffect
-    from virtual_patients.generator import Generator
+    from insilico.stages.validate import load_source
+    from insilico.stages.fit import write_atomically
+    from insilico import tracking
+    from insilico.virtual_patients.effects import TreatmentEffect
+    from insilico.virtual_patients.generator import Generator
 
     gen = Generator.load(out / "validation" / "generator")
     df, name, sha = load_source(study.twins.source, (study_path.parent / study.credibility_plan).parent)
@@ -258,8 +258,8 @@ def _twins(study: StudySpec, study_path: Path, out: Path, log) -> None:
 
 
 def _simulate(sim: Simulation, study_path: Path, out: Path, name: str, log) -> None:
-    from trials.credibility import resolve_generator
-    from trials.study import simulate_design
+    from insilico.stages.validate import resolve_generator
+    from insilico.stages.fit import simulate_design
 
     (out / "simulations").mkdir(parents=True, exist_ok=True)
     design_path = resolve_generator(study_path.parent / sim.design, out / "validation" / "generator",
@@ -268,17 +268,17 @@ def _simulate(sim: Simulation, study_path: Path, out: Path, name: str, log) -> N
 
 
 def _reports(study: StudySpec, study_path: Path, out: Path, sims: dict, log) -> None:
-    from trials.simreport import simulation_report
-    from validation import tracking
+    from insilico.stages.simreport import simulation_report
+    from insilico import tracking
 
     import mlflow
 
-    from trials.credibility import credibility_report
+    from insilico.stages.validate import credibility_report
 
     paths = credibility_report(out / "validation", out / "reports")
     log(f"credibility report: {paths['html']} and {paths['pdf']}")
     plan_dir = (study_path.parent / study.credibility_plan).parent
-    from validation.plan import read_plan
+    from insilico.validation.plan import read_plan
 
     plan, _ = read_plan(study_path.parent / study.credibility_plan)
     trial = plan.sub_models.get("trial_decision_model")

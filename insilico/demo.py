@@ -15,9 +15,9 @@ STUDY = "study_rotterdam_gbsg.yaml"
 
 
 def run_demo(out: Path, console, progress: bool = True):
-    from trials.cli import _print_study
-    from trials.pipeline import run_study
-    from virtual_patients.examples import examples_dir
+    from insilico.cli import _print_study
+    from insilico.stages.study import run_study
+    from insilico.virtual_patients.examples import examples_dir
 
     study = examples_dir() / STUDY
     console.rule("[bold]insilico demo[/]: an external control arm from real-world data, validated and packaged")

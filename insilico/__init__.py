@@ -1,0 +1,18 @@
+"""insilico-trials: regulatory-grade in-silico clinical trials.
+
+One namespace over the project's layers (see ARCHITECTURE.md):
+
+* `insilico.common` — errors, atomic files, hashing, JSON, the strict spec base;
+* `insilico.virtual_patients` — Bayesian virtual-patient generators and twins;
+* `insilico.trials` — trial designs, analysis methods, the simulation engine;
+* `insilico.validation` — data contracts, V&V metrics, evidence, credibility assessment;
+* `insilico.reports` — figures, HTML/PDF reports, the submission-package format;
+* the application layer (`insilico.cli`, `insilico.stages`, `insilico.tracking`) joins them.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("insilico-trials")
+except PackageNotFoundError:  # running from a checkout that was never installed
+    __version__ = "0+unknown"
