@@ -45,7 +45,12 @@ from scipy import special  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import insilico.trials.borrowing as bw  # noqa: E402
-from insilico.trials.borrowing import BetaMixture, GammaMixture, NormalMixture, prob_diff_greater  # noqa: E402
+from insilico.trials.borrowing import (  # noqa: E402
+    BetaMixture,
+    GammaMixture,
+    NormalMixture,
+    prob_diff_greater,
+)
 
 R = 10_000
 REPEATS = 5

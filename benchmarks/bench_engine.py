@@ -199,7 +199,7 @@ def main() -> None:
     multi = TrialDesign.from_dict(MULTI)
     t_multi = best(lambda: run(multi, executor="serial"), args.repeats)
     f_means, f_surv = floors(args.repeats)
-    print("engine, one core, 10,000 replicates (best of %d)" % args.repeats)
+    print(f"engine, one core, 10,000 replicates (best of {args.repeats})")
     print(f"  means GSD     ours {t_means:7.3f} s   NumPy floor {f_means:6.3f} s   ours/floor {t_means / f_means:5.2f}")
     print(f"  survival GSD  ours {t_surv:7.3f} s   NumPy floor {f_surv:6.3f} s   ours/floor {t_surv / f_surv:5.2f}")
     print(f"  survival GSD with random entry (the engine's default): ours {t_surv_random:.3f} s")

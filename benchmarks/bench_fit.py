@@ -57,7 +57,6 @@ if "--cold-cache" in sys.argv:
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
 from _common import make_spec, simulate  # noqa: E402
 
 BUDGET_S = 120.0
@@ -67,7 +66,11 @@ def mle_floor(df: pd.DataFrame, spec, repeats: int) -> tuple[list[float], object
     """lifelines Weibull AFT MLE on the generator's own design columns."""
     from lifelines import WeibullAFTFitter
 
-    from insilico.virtual_patients.encoding import design_matrix, design_names, learn_encoders
+    from insilico.virtual_patients.encoding import (
+        design_matrix,
+        design_names,
+        learn_encoders,
+    )
 
     encs = learn_encoders(df, spec)
     X = pd.DataFrame(design_matrix(df, encs), columns=design_names(encs))
@@ -122,8 +125,13 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"sampler: {s.chains} chains x {s.draws} draws, {s.tune} tune, target_accept {s.target_accept} "
           f"({'--quick' if args.quick else 'spec defaults'}); {os.cpu_count()} cores visible\n")
 
+    from insilico.validation.diagnostics import (
+        ESS_MIN,
+        RHAT_MAX,
+        converged,
+        mcmc_diagnostics,
+    )
     from insilico.virtual_patients.generator import fit
-    from insilico.validation.diagnostics import ESS_MIN, RHAT_MAX, converged, mcmc_diagnostics
 
     t0, c0 = time.perf_counter(), time.process_time()
     gen = fit(df, spec, seed=args.seed, progress=False)

@@ -50,7 +50,6 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
 from _common import N_COVARIATES, REPO, cache_dir, make_spec, simulate  # noqa: E402
 
 TARGET_PER_SECOND = 1_000_000  # per core
@@ -160,7 +159,7 @@ def phase_breakdown(gen, n: int, seed: int, repeats: int) -> dict[str, float] | 
         for r in range(repeats):
             rng = np.random.default_rng(seed + r)
             t0 = cpu_now()
-            p = gen._params_at(int(rng.integers(gen.n_draws)))
+            p = gen.params_at(int(rng.integers(gen.n_draws)))
             alpha = gen._alpha(p, NEW_STUDY, rng)
             t1 = cpu_now()
             D, values = kernels.draw_covariates(p, gen.encoders, gen.offsets, n, rng)
@@ -206,7 +205,7 @@ def covariate_breakdown(gen, n: int, seed: int, repeats: int) -> tuple[list[tupl
     from insilico.virtual_patients import kernels
 
     try:
-        p = gen._params_at(0)
+        p = gen.params_at(0)
         jobs = {enc.name: ([enc], [0, enc.width]) for enc in gen.encoders}
         jobs["__all__"] = (gen.encoders, gen.offsets)
         best = dict.fromkeys(jobs, np.inf)

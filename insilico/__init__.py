@@ -10,9 +10,15 @@ One namespace over the project's layers (see ARCHITECTURE.md):
 * the application layer (`insilico.cli`, `insilico.stages`, `insilico.tracking`) joins them.
 """
 
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("insilico-trials")
-except PackageNotFoundError:  # running from a checkout that was never installed
-    __version__ = "0+unknown"
+
+def __getattr__(name: str) -> str:
+    # the installed distribution's version, read when asked for (importlib.metadata is slow to import)
+    if name != "__version__":
+        raise AttributeError(f"module 'insilico' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("insilico-trials")
+    except PackageNotFoundError:  # a checkout that was never installed
+        return "0+unknown"

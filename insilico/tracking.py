@@ -9,13 +9,19 @@ Patient rows are never logged: inputs are recorded by path, SHA-256 and a schema
 from __future__ import annotations
 
 import json
+import math
 import os
-import tempfile
+import re
+import subprocess
 import warnings
 from pathlib import Path
 from typing import Any
 
-from insilico.validation.evidence import sha256_file  # noqa: F401 - the one checksum, re-exported for the stages
+import mlflow
+import mlflow.pyfunc
+import pandas as pd
+
+from insilico.virtual_patients.generator import Generator
 
 DEFAULT_EXPERIMENT = "insilico-trials"
 
@@ -38,14 +44,6 @@ def store_paths() -> tuple[str, str]:
 
 def setup(experiment: str = DEFAULT_EXPERIMENT) -> str:
     """Point MLflow at the store and select (creating if needed) the experiment."""
-    import logging
-
-    import mlflow
-
-    # alembic prints every schema migration when a new SQLite store is created; MLflow's
-    # own chatter (download bars, registry notices) would drown the command's output
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri, artifacts = store_paths()
     if mlflow.active_run() is not None:  # a stage inside a parent run stays in its experiment
@@ -59,8 +57,6 @@ def setup(experiment: str = DEFAULT_EXPERIMENT) -> str:
 
 
 def log_versions(versions: dict[str, str]) -> None:
-    import mlflow
-
     mlflow.set_tags({f"version.{k}": v for k, v in versions.items()})
     commit = git_commit()
     if commit:
@@ -68,8 +64,6 @@ def log_versions(versions: dict[str, str]) -> None:
 
 
 def git_commit() -> str | None:
-    import subprocess
-
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True,
                              text=True, timeout=5, check=False)
@@ -80,7 +74,6 @@ def git_commit() -> str | None:
 
 def log_input_file(path: str | Path, sha256: str, columns: dict[str, str], context: str = "training") -> None:
     """Record an input file as an MLflow dataset: path, SHA-256 and column types; no rows."""
-    import mlflow
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.types import ColSpec, DataType, Schema
@@ -97,56 +90,52 @@ def log_input_file(path: str | Path, sha256: str, columns: dict[str, str], conte
 
 
 def log_json(obj: Any, artifact_file: str) -> None:
-    import mlflow
-
     mlflow.log_text(json.dumps(obj, indent=2, default=str), artifact_file)
 
 
 def log_dataframe(df, artifact_file: str) -> None:
-    import mlflow
-
     mlflow.log_text(df.to_csv(), artifact_file)
 
 
 def log_file(path: str | Path, artifact_path: str | None = None) -> None:
-    import mlflow
-
     mlflow.log_artifact(str(path), artifact_path)
 
 
 def metric_name(name: str) -> str:
     """A name MLflow accepts as a metric key (letters, digits, _ - . space /); others become _."""
-    import re
-
     return re.sub(r"[^A-Za-z0-9_\-. /]", "_", name)
 
 
 def log_metrics(metrics: dict[str, float]) -> None:
-    import math
-
-    import mlflow
-
     mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))})
 
 
 def log_spec(spec_yaml: str, spec_hash: str, artifact_file: str = "spec.yaml") -> None:
-    import mlflow
-
     mlflow.log_text(spec_yaml, artifact_file)
     mlflow.set_tag("spec.sha256", spec_hash)
 
 
-def register_directory_model(directory: str | Path, python_model, registered_name: str,
-                             requirements: list[str]) -> str:
-    """Log a folder as a pyfunc model and register it; returns the model URI."""
-    import mlflow
-
-    with tempfile.TemporaryDirectory():
-        info = mlflow.pyfunc.log_model(
-            name="generator",
-            python_model=python_model,
-            artifacts={"generator": str(directory)},
-            registered_model_name=registered_name,
-            pip_requirements=requirements,
-        )
+def register_generator(directory: str | Path, registered_name: str, requirements: list[str]) -> str:
+    """Log a saved generator folder as a pyfunc model (`GeneratorModel`) and register it;
+    returns the model URI."""
+    info = mlflow.pyfunc.log_model(
+        name="generator",
+        python_model=GeneratorModel(),
+        artifacts={"generator": str(directory)},
+        registered_model_name=registered_name,
+        pip_requirements=requirements,
+    )
     return info.model_uri
+
+
+class GeneratorModel(mlflow.pyfunc.PythonModel):
+    """The generator as an MLflow pyfunc model, so it can live in the model registry:
+    ``mlflow.pyfunc.load_model(uri).predict(df)`` returns each patient's prognostic score
+    (`Generator.prognostic_score`); the saved generator folder travels as an artifact."""
+
+    def load_context(self, context) -> None:
+        self.generator = Generator.load(context.artifacts["generator"])
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> list[float]:
+        return self.generator.prognostic_score(model_input).tolist()
+

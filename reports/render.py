@@ -28,9 +28,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from insilico.validation.evidence import CATEGORIES, EvidenceRecord, sha256_file
+from insilico.common.files import sha256_file
+from insilico.common.resources import TEMPLATES as TEMPLATES_PACKAGE
+from insilico.common.resources import data_dir
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = data_dir(TEMPLATES_PACKAGE)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg")
 BLANK = "— to be completed by a person —"
 LEVELS = ("met", "partly met", "not met", "no evidence", "not assessed")
@@ -166,19 +168,24 @@ class _Figures:
 
 # ----------------------------------------------------------------------------- credibility
 
+#: what every evidence record dict carries (``EvidenceRecord.to_dict()`` of insilico.validation.evidence)
+RECORD_FIELDS = ("key", "factor", "sub_model", "check", "metric", "value", "threshold_text", "passed", "category")
+
+
 def _record_view(d: dict, i: int) -> dict:
     if not isinstance(d, dict):
         raise ValueError(f"records[{i}]: expected a dict (EvidenceRecord.to_dict()), got {type(d).__name__}")
-    try:
-        r = EvidenceRecord(**d)
-    except TypeError as err:
-        raise ValueError(f"records[{i}]: not an evidence record ({err})") from err
-    verdict = {True: "pass", False: "fail", None: "informative"}[r.passed]
-    return {"key": r.key, "anchor": record_anchor(r.key), "factor": r.factor, "sub_model": r.sub_model,
-            "check": r.check, "metric": r.metric, "value": r.value, "threshold": r.threshold_text,
-            "passed": r.passed, "verdict": verdict, "category": r.category, "description": r.description,
-            "artifact": r.artifact, "artifact_sha256": r.artifact_sha256, "run_id": r.run_id,
-            "detail": json.dumps(r.detail, sort_keys=True, ensure_ascii=False, default=str) if r.detail else "",
+    missing = [k for k in RECORD_FIELDS if k not in d]
+    if missing:
+        raise ValueError(f"records[{i}]: not an evidence record (missing {', '.join(missing)})")
+    verdict = {True: "pass", False: "fail", None: "informative"}[d["passed"]]
+    detail = d.get("detail") or {}
+    return {"key": d["key"], "anchor": record_anchor(d["key"]), "factor": d["factor"], "sub_model": d["sub_model"],
+            "check": d["check"], "metric": d["metric"], "value": d["value"], "threshold": d["threshold_text"],
+            "passed": d["passed"], "verdict": verdict, "category": d["category"],
+            "description": d.get("description", ""), "artifact": d.get("artifact"),
+            "artifact_sha256": d.get("artifact_sha256"), "run_id": d.get("run_id"),
+            "detail": json.dumps(detail, sort_keys=True, ensure_ascii=False, default=str) if detail else "",
             "figure": None, "hash_ok": None, "cited_by": []}
 
 
@@ -260,7 +267,8 @@ def _credibility_context(assessment: dict, records: list[dict], figs: _Figures) 
 
     categories = []
     given = assessment.get("categories", {}) or {}
-    for c in list(CATEGORIES) + [c for c in given if c not in CATEGORIES]:
+    order = list(assessment.get("category_order") or given)
+    for c in order + [c for c in given if c not in order]:
         categories.append({"name": c, "records": [need(k, f"assessment['categories'][{c!r}]")
                                                   for k in given.get(c, [])]})
 

@@ -8,7 +8,12 @@ import pytest
 from scipy import stats
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from insilico.validation.agreement import binary_agreement, continuous_agreement, read_twin_pair, wilson_interval
+from insilico.validation.agreement import (
+    binary_agreement,
+    continuous_agreement,
+    read_twin_pair,
+    wilson_interval,
+)
 
 
 def test_continuous_agreement_hand_example():

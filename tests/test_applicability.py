@@ -21,7 +21,12 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import cdist
 
-from insilico.validation.applicability import applicability, covariate_support, extrapolated_subgroups, mahalanobis_sq
+from insilico.validation.applicability import (
+    applicability,
+    covariate_support,
+    extrapolated_subgroups,
+    mahalanobis_sq,
+)
 
 COLS = {"a": "continuous", "b": "continuous", "c": "continuous", "sex": "binary", "stage": "categorical"}
 CONT = {"a": "continuous", "b": "continuous", "c": "continuous"}

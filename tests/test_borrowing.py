@@ -1,7 +1,7 @@
 """Tests of trials.borrowing against RBesT reference values and closed forms.
 
-Reference numbers come from tests/reference/rbest_AS.json (RBesT 1.9-0, AS example; the R
-calls are listed in tests/reference/rbest_AS.md).  Tolerances, and why:
+Reference numbers come from validation/reference/rbest_AS.json (RBesT 1.9-0, AS example; the R
+calls are listed in validation/reference/rbest_AS.md).  Tolerances, and why:
 
 * exact (analytic) RBesT values: 1e-4, widened to half a unit in the last printed digit
   where the JSON prints fewer digits than that (the reference's own rounding);
@@ -15,13 +15,13 @@ Run ``python tests/test_borrowing.py`` for the per-replicate timing of the decis
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import integrate, optimize, special, stats
 
 import insilico.trials.borrowing as bw
+from insilico.common.resources import REFERENCE, data_file
 from insilico.trials.borrowing import (
     BetaMixture,
     GammaMixture,
@@ -44,7 +44,7 @@ from insilico.trials.borrowing import (
     prob_diff_greater,
 )
 
-REF_PATH = Path(__file__).parent / "reference" / "rbest_AS.json"
+REF_PATH = data_file(REFERENCE, "rbest_AS.json")
 REF = json.loads(REF_PATH.read_text())
 
 
@@ -140,7 +140,7 @@ def test_type_I_error_reference(designs, design):
 )
 def test_effect_needed_for_80pct_power(designs, map_prior, design, key):
     # the vignette adds the effect to mean_control = summary(map)["mean"] (0.2555), not to
-    # the 0.25 of the JSON note (see tests/reference/rbest_AS.md)
+    # the 0.25 of the JSON note (see validation/reference/rbest_AS.md)
     theta_c = float(map_prior.mean())
     d = effect_for_power(designs[design], theta_c, 0.8)
     assert d == pytest.approx(REF["effect_needed_for_80pct_power"][key], abs=0.005)

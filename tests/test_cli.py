@@ -15,7 +15,7 @@ from insilico.cli import main
 from insilico.virtual_patients.examples import example_data, example_spec_path
 
 
-@pytest.fixture()
+@pytest.fixture
 def gbsg(tmp_path):
     """The GBSG-2 data and spec as files a user would have."""
     data = example_data("gbsg")
@@ -128,7 +128,7 @@ def test_fit_sample_twins_end_to_end(tmp_path, capsys):
     assert run["status"] == "FINISHED"
     assert run["metrics.contract_success"] == 1.0
     assert run["metrics.max_rhat"] < 1.01 and run["metrics.divergences"] == 0
-    from insilico.tracking import sha256_file
+    from insilico.common.files import sha256_file
     from insilico.virtual_patients.spec import GeneratorSpec
 
     assert run["tags.spec.sha256"] == GeneratorSpec.from_yaml(tmp_path / "gen" / "spec.yaml").hash()

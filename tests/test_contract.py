@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from insilico.validation.contract import ContractResult, DataContractError, build_suite, check_data, enforce
+from insilico.validation.contract import (
+    ContractResult,
+    DataContractError,
+    build_suite,
+    check_data,
+    enforce,
+)
 from insilico.virtual_patients.spec import GeneratorSpec
 
 N = 20

@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from insilico.cli import main
+from insilico.stages.freeze import freeze
 from insilico.validation.assessment import assess, judge
 from insilico.validation.evidence import EvidenceRecord, Threshold, record
-from insilico.stages.freeze import freeze
 from insilico.validation.plan import CredibilityPlan, PlanError, read_plan
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -45,7 +45,7 @@ def test_bundled_plans_load_and_state_their_risk():
     assert indo.model_risk == 3 and rott.model_risk == 5  # medium+medium-1, high+high-1
 
 
-@pytest.mark.parametrize("influence, consequence, risk", [("low", "low", 1), ("low", "high", 3),
+@pytest.mark.parametrize(("influence", "consequence", "risk"), [("low", "low", 1), ("low", "high", 3),
                                                           ("medium", "high", 4), ("high", "high", 5)])
 def test_model_risk_rule(influence, consequence, risk):
     p = CredibilityPlan.model_validate(_plan_dict(model_influence={"level": influence, "justification": "j"},
@@ -53,7 +53,7 @@ def test_model_risk_rule(influence, consequence, risk):
     assert p.model_risk == risk
 
 
-@pytest.mark.parametrize("goal, words", [
+@pytest.mark.parametrize(("goal", "words"), [
     ({"metric": "max_abs_smd", "threshold": {"max": 0.1}, "factor": "Output comparisons"},
      ["unknown credibility factor", "did you mean 'Output comparison'"]),
     ({"metric": "max_abs_smd"}, ["threshold", "Field required"]),

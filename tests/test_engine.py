@@ -8,12 +8,16 @@ import numpy as np
 import pytest
 import yaml
 
-from insilico.trials.analyses import power_t_test, power_two_proportions, procova_sample_size
 from insilico.cli import main
+from insilico.common.errors import SpecError
+from insilico.trials.analyses import (
+    power_t_test,
+    power_two_proportions,
+    procova_sample_size,
+)
 from insilico.trials.design import TrialDesign
 from insilico.trials.engine import run
 from insilico.trials.oc import operating_characteristics
-from insilico.virtual_patients.spec import SpecError
 
 BASE = {
     "seed": 20261123,

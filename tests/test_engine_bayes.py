@@ -6,18 +6,18 @@ treated vs 6 controls, success Pr(theta_t - theta_c > 0) > 0.95)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from insilico.common.errors import SpecError
+from insilico.common.resources import REFERENCE, data_file
 from insilico.trials import borrowing as bw
 from insilico.trials.design import TrialDesign
 from insilico.trials.engine import run
 from insilico.trials.oc import operating_characteristics
-from insilico.virtual_patients.spec import SpecError
 
-REF = json.loads((Path(__file__).resolve().parent / "reference" / "rbest_AS.json").read_text())
+REF = json.loads(data_file(REFERENCE, "rbest_AS.json").read_text())
 MAP = REF["map_prior_mixture"]["components_w_a_b"]
 R = 20_000
 TREAT = {"family": "beta_mixture", "components": [[1.0, 0.5, 1.0]]}
@@ -144,7 +144,7 @@ def test_map_prior_derived_from_historical_studies(tmp_path, capsys):
     import yaml
 
     from insilico.cli import main
-    from insilico.stages.fit import read_results
+    from insilico.stages.simulate import read_results
 
     hist = REF["historical_placebo_studies"]
     design = {"seed": 3, "replicates": 2000, "chunk_size": 1000,

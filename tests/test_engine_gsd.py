@@ -1,23 +1,23 @@
 """Group-sequential designs through the whole engine (design YAML -> chunks -> OCs)
-against rpact 3.3.4 (`tests/reference/rpact_gsd.json`, a copy of `../shared/reference/`): within 3 combined Monte Carlo
+against rpact 3.3.4 (`validation/reference/rpact_gsd.json`, a copy of `../shared/reference/`): within 3 combined Monte Carlo
 standard errors, sqrt(se_ours^2 + se_rpact^2), each se = sqrt(p(1-p)/10000) for
 proportions and the simulated sd / 100 for expectations."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from insilico.common.resources import REFERENCE, data_file
 from insilico.trials.design import TrialDesign
 from insilico.trials.engine import run
 from insilico.trials.oc import operating_characteristics
 
-REF = json.loads((Path(__file__).resolve().parent / "reference" / "rpact_gsd.json").read_text())
-# rpact 3.3.4, 100,000 iterations (tests/reference/rpact_gsd_sim.R records the calls)
-SIM100K = json.loads((Path(__file__).resolve().parent / "reference" / "rpact_gsd_sim.json").read_text())
+REF = json.loads(data_file(REFERENCE, "rpact_gsd.json").read_text())
+# rpact 3.3.4, 100,000 iterations (validation/reference/rpact_gsd_sim.R records the calls)
+SIM100K = json.loads(data_file(REFERENCE, "rpact_gsd_sim.json").read_text())
 R = 10_000
 RATES = [1 / 3, 2 / 3, 1.0]  # rpact's informationRates (the stages are rounded to whole patients/events)
 
@@ -93,7 +93,7 @@ def test_survival_design_matches_rpact(survival):
 
 
 def test_stages_must_increase():
-    from insilico.virtual_patients.spec import SpecError
+    from insilico.common.errors import SpecError
 
     with pytest.raises(SpecError, match="stages must increase"):
         TrialDesign.from_dict({**BASE, "endpoint": {"family": "normal"}, "sample_size": {"stages": [100, 80, 200]},
@@ -105,8 +105,8 @@ def test_statistic_looks_decide_as_p_value_looks():
     p-value only at the stop) gives the decisions, stopping looks and p-values of the
     p-value path (z = Phi^-1(1 - p) against the z boundary), also for boundaries beyond
     z = 8 where Phi(c) rounds to 1."""
-    from insilico.trials.analyses import _finish
-    from insilico.trials.engine import _sequential
+    from insilico.trials.analyses import finish
+    from insilico.trials.looks import sequential
 
     d = TrialDesign.from_dict({**BASE, "endpoint": {"family": "normal", "sd": 1.0},
                                "sample_size": {"stages": [119, 237, 356], "spending": "obrien_fleming",
@@ -121,8 +121,8 @@ def test_statistic_looks_decide_as_p_value_looks():
 
     for boundaries in (gsd, replace(gsd, critical_values=np.array([9.0, 8.5, 2.0]))):
         looks = [(e, rng.uniform(0.01, 0.2, 4000), 100 * (k + 1)) for k, e in enumerate(est)]  # |z| up to ~90
-        by_p = _sequential([{**_finish(e, se, df, **common), **_extra()} for e, se, df in looks], boundaries, "greater")
-        by_t = _sequential([{**_finish(e, se, df, **common, p_value=False), **_extra()} for e, se, df in looks],
+        by_p = sequential([{**finish(e, se, df, **common), **_extra()} for e, se, df in looks], boundaries, "greater")
+        by_t = sequential([{**finish(e, se, df, **common, p_value=False), **_extra()} for e, se, df in looks],
                            boundaries, "greater")
         np.testing.assert_array_equal(by_p["decision"], by_t["decision"])
         np.testing.assert_array_equal(by_p["stop_stage"], by_t["stop_stage"])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import with_sampler
-from scipy import special
 
 from insilico.validation.diagnostics import mcmc_diagnostics
 from insilico.virtual_patients.examples import example_data, example_spec_path

@@ -5,8 +5,8 @@ References
 ----------
 * ``../shared/reference/rpact_gsd.json``: rpact 3.3.4 boundaries (4 decimals) and
   simulated operating characteristics (10,000 iterations, seed 12345), calls quoted there.
-* ``tests/reference/rpact_gsd_exact.json``: exact (non-simulated) rpact 3.3.4 values with
-  12 significant digits, produced by ``tests/reference/rpact_gsd_exact.R`` (calls inside).
+* ``validation/reference/rpact_gsd_exact.json``: exact (non-simulated) rpact 3.3.4 values with
+  12 significant digits, produced by ``validation/reference/rpact_gsd_exact.R`` (calls inside).
 * Jennison & Turnbull (2000), Table 2.1 (Pocock C_P) and Table 2.3 (O'Brien-Fleming C_B),
   K = 3, two-sided 0.05 ~ one-sided 0.025: C_P = 2.289, C_B = 2.004 (3 decimals).
 * Dunnett (1955) one-sided 0.025, infinite df: 2.21 (k=2), 2.35 (k=3), 2.44 (k=4).
@@ -27,12 +27,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from insilico.common.resources import REFERENCE, data_file
 from insilico.trials import gsd
 
 HERE = Path(__file__).resolve().parent
 # a verbatim copy of ../shared/reference/rpact_gsd.json, kept with the tests
-SHARED = json.loads((HERE / "reference" / "rpact_gsd.json").read_text())
-EXACT = json.loads((HERE / "reference" / "rpact_gsd_exact.json").read_text())
+SHARED = json.loads(data_file(REFERENCE, "rpact_gsd.json").read_text())
+EXACT = json.loads(data_file(REFERENCE, "rpact_gsd_exact.json").read_text())
 RATES = [0.3333333, 0.6666667, 1.0]
 LAMBDA2 = np.log(2) / 12
 

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
+from insilico.common.errors import SpecError
 from insilico.trials import external as ex
 from insilico.trials import survival
 from insilico.trials.design import TrialDesign
 from insilico.trials.engine import run
 from insilico.trials.oc import operating_characteristics
-from insilico.virtual_patients.spec import SpecError
 
 Z_MC = 3.0
 
@@ -104,7 +104,10 @@ def test_hybrid_exponential_hand_example():
 
 
 # ---------------------------------------------------------------------- a0 = 0
-def _exponential_trials(rng, R, n_c, n_t, m, rate=np.log(2) / 12, hr=1.0, ext_rate=None):
+MEDIAN_12_RATE = np.log(2) / 12
+
+
+def _exponential_trials(rng, R, n_c, n_t, m, rate=MEDIAN_12_RATE, hr=1.0, ext_rate=None):
     """R trials (and m external controls) with exponential times, 12 months uniform
     accrual, analysed at month 30 (calendar cut-off); external controls likewise."""
     arm = np.r_[np.zeros(n_c), np.ones(n_t)].astype(np.int8)
@@ -325,19 +328,20 @@ def test_att_weighted_borrowing_is_less_biased_than_unweighted():
 def test_external_follow_up_censors_external_controls():
     """external_control.follow_up F: every external patient is followed for F at most, so
     (no dropout) the share with an event is 1 - exp(-lambda F) (binomial se)."""
-    from insilico.trials.engine import _at_look, _patients
+    from insilico.trials.looks import at_look
+    from insilico.trials.patients import draw
 
     d = _design(external_control={"n": 200, "follow_up": 6.0})
     rng = np.random.default_rng(205)
-    data = _patients(d, d.scenarios[0], np.ones((50, 2)), 50, rng)
-    view = _at_look(d, data, 0)
+    data = draw(d, d.scenarios[0], np.ones((50, 2)), 50, rng)
+    view = at_look(d, data, 0)
     assert view["time_ext"].max() <= 6.0
     p = 1 - np.exp(-np.log(2) / 12 * 6.0)
     share = view["event_ext"].mean()
     assert abs(share - p) < Z_MC * np.sqrt(p * (1 - p) / view["event_ext"].size), (share, p)
     # by default external controls are followed to the trial's own analysis time
     d2 = _design()
-    view2 = _at_look(d2, _patients(d2, d2.scenarios[0], np.ones((50, 2)), 50, rng), 0)
+    view2 = at_look(d2, draw(d2, d2.scenarios[0], np.ones((50, 2)), 50, rng), 0)
     assert np.all(view2["time_ext"].max(axis=1) <= view2["cutoff_time"] + 1e-12)
 
 

@@ -32,7 +32,13 @@ from scipy import integrate, optimize, special, stats
 from insilico.trials import borrowing as bw
 from insilico.trials import mcmc
 from insilico.trials.bayesian import vague_prior
-from insilico.trials.mcmc import LogitNormalMixture, LogNormalMixture, analyse_mcmc, posterior_draws, summarise_draws
+from insilico.trials.mcmc import (
+    LogitNormalMixture,
+    LogNormalMixture,
+    analyse_mcmc,
+    posterior_draws,
+    summarise_draws,
+)
 
 R = 50
 DRAWS, TUNE, CHAINS = 1000, 1000, 2

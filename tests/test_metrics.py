@@ -83,9 +83,9 @@ def test_pmse_matches_an_independent_unpenalised_fit():
     rng = np.random.default_rng(3)
     real, synth = cohort(150, rng), cohort(100, rng, shift=0.3)
     m = propensity_metrics(real, synth, MIXED, seed=0)
-    from insilico.validation.fidelity import _pair
+    from insilico.validation.fidelity import numeric_pair
 
-    r, s = _pair(real, synth, MIXED)
+    r, s = numeric_pair(real, synth, MIXED)
     x = np.vstack([r.to_numpy(), s.to_numpy()])
     x = np.column_stack([np.ones(len(x)), x[:, :-1]])  # drop one grp level: full rank
     y = np.r_[np.zeros(150), np.ones(100)]

@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from insilico.common.errors import SpecError
 from insilico.trials.analyses import power_t_test
 from insilico.trials.design import TrialDesign
 from insilico.trials.engine import run
 from insilico.trials.oc import operating_characteristics
-from insilico.virtual_patients.spec import SpecError
 
 R = 10_000
 

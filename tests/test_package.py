@@ -26,9 +26,13 @@ import arviz as az
 import numpy as np
 import pytest
 import xarray as xr
-import yaml
 
-from insilico.reports.package import MCMC_CHECKS, ReproduceReport, build_package, compare_runs, reproduce, verify_manifest
+from insilico.reports.compare import compare_runs
+from insilico.reports.manifest import verify_manifest
+from insilico.reports.tolerances import MCMC_CHECKS
+from insilico.reports.verdict import ReproduceReport
+from insilico.stages.package import build_package
+from insilico.stages.reproduce import reproduce
 from insilico.validation.evidence import record
 from insilico.virtual_patients.spec import GeneratorSpec
 
@@ -163,7 +167,7 @@ def study(tmp_path):
 
 @pytest.fixture
 def package(study, tmp_path):
-    return build_package(study["out"], tmp_path / "study.zip", log=None)
+    return build_package(study["out"], tmp_path / "study.zip")
 
 
 def _names(zip_path: Path) -> set[str]:
@@ -230,7 +234,7 @@ def test_patient_rows_left_out_by_default(package, study):
 
 def test_patient_rows_included_only_when_the_plan_allows(tmp_path):
     allowed = make_out_dir(tmp_path / "a", allow_rows=True)
-    z = build_package(allowed["out"], tmp_path / "with.zip", include_patient_rows=True, log=None)
+    z = build_package(allowed["out"], tmp_path / "with.zip", include_patient_rows=True)
     with zipfile.ZipFile(z) as zf:
         assert zf.read("study/data/patients.csv").decode() == allowed["patients"]
         assert zf.read("data/synthetic_cohort.csv") == \
@@ -239,7 +243,7 @@ def test_patient_rows_included_only_when_the_plan_allows(tmp_path):
     assert _manifest(z)["excluded"] == []
     refused = make_out_dir(tmp_path / "r", allow_rows=False)
     with pytest.raises(ValueError, match="include_patient_rows"):
-        build_package(refused["out"], tmp_path / "no.zip", include_patient_rows=True, log=None)
+        build_package(refused["out"], tmp_path / "no.zip", include_patient_rows=True)
     assert not (tmp_path / "no.zip").exists()
 
 
@@ -288,20 +292,20 @@ def test_code_version_and_source(package):
 
 def test_refuses_to_overwrite_and_names_bad_inputs(study, package, tmp_path):
     with pytest.raises(ValueError, match="exists"):
-        build_package(study["out"], package, log=None)
+        build_package(study["out"], package)
     before = package.read_bytes()
-    build_package(study["out"], package, overwrite=True, log=None)
+    build_package(study["out"], package, overwrite=True)
     assert package.read_bytes() != b"" and verify_manifest(package) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "study.zip"]  # no temp file left
     assert len(before) > 0
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="missing run.json"):
-        build_package(tmp_path / "empty", tmp_path / "x.zip", log=None)
+        build_package(tmp_path / "empty", tmp_path / "x.zip")
     with pytest.raises(ValueError, match="not a submission package"):
         verify_manifest(tmp_path / "empty")
     (tmp_path / "junk.zip").write_text("not a zip")
     with pytest.raises(ValueError, match="not a submission package"):
-        reproduce(tmp_path / "junk.zip", lambda *_: None, log=None)
+        reproduce(tmp_path / "junk.zip", lambda *_: None)
 
 
 # ----------------------------------------------------------------------------- tolerances
@@ -372,7 +376,7 @@ def test_flipped_byte_fails_naming_the_file(package, study, tmp_path):
     problems = verify_manifest(bad)
     assert len(problems) == 1 and problems[0].startswith("results/simulation.nc: SHA-256 mismatch")
     calls: list = []
-    report = reproduce(bad, copying_runner(study["out"], calls=calls), log=None)
+    report = reproduce(bad, copying_runner(study["out"], calls=calls))
     assert not report.passed
     assert _fails(report) == {("results/simulation.nc", "")}
     assert calls == []  # a tampered package is not re-run
@@ -399,7 +403,7 @@ def test_identical_rerun_passes_in_a_scratch_store(package, study, tmp_path):
     calls: list = []
     before = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "INSILICO_ARTIFACT_ROOT")}
     scratch = tmp_path / "scratch"
-    report = reproduce(package, copying_runner(study["out"], calls=calls), scratch=scratch, log=None)
+    report = reproduce(package, copying_runner(study["out"], calls=calls), scratch=scratch)
     assert report.passed, report.to_text()
     assert {k: os.environ.get(k) for k in before} == before  # environment restored
     assert len(calls) == 1
@@ -442,7 +446,7 @@ def test_one_simulation_element_changed_fails_naming_the_variable(package, study
             groups["/replicates"]["estimate"] = (("scenario", "analysis", "replicate"), est)
         _edit_tree(out / file, edit)
 
-    report = reproduce(package, copying_runner(study["out"], mutate), log=None)
+    report = reproduce(package, copying_runner(study["out"], mutate))
     assert not report.passed
     assert _fails(report) == {(arc, "/replicates/estimate")}
     row = report.failures[0]
@@ -463,7 +467,7 @@ def test_record_tolerance_boundaries(package, study, key, shift, ok):
                 r["value"] += shift
         (out / "validation" / "records.json").write_text(json.dumps(recs))
 
-    report = reproduce(package, copying_runner(study["out"], mutate), log=None)
+    report = reproduce(package, copying_runner(study["out"], mutate))
     assert report.passed is ok
     assert _fails(report) == (set() if ok else {("evidence/records.json", key)})
 
@@ -480,7 +484,7 @@ def test_changed_verdict_fails_even_within_the_value_tolerance(package, study):
                 r["value"], r["passed"] = 1.012, False
         (out / "validation" / "records.json").write_text(json.dumps(recs))
 
-    report = reproduce(package, copying_runner(study["out"], mutate), log=None)
+    report = reproduce(package, copying_runner(study["out"], mutate))
     assert _fails(report) == {("evidence/records.json", key)}
     assert "verdict changed: pass -> fail" in report.failures[0].note
 
@@ -496,7 +500,7 @@ def test_posterior_mean_shift_against_its_tolerance(package, study, multiple, ok
             groups["/posterior"]["beta"] = beta
         _edit_tree(out / "validation" / "generator" / "posterior.nc", edit)
 
-    report = reproduce(package, copying_runner(study["out"], mutate), log=None)
+    report = reproduce(package, copying_runner(study["out"], mutate))
     assert report.passed is ok
     if not ok:
         assert _fails(report) == {("generator/posterior.nc", "beta")}
@@ -509,7 +513,7 @@ def test_assessment_verdict_and_rerun_errors_fail(package, study):
         a["sub_models"][0]["factors"][0]["level"] = "not met"
         (out / "validation" / "assessment.json").write_text(json.dumps(a))
 
-    report = reproduce(package, copying_runner(study["out"], flip), log=None)
+    report = reproduce(package, copying_runner(study["out"], flip))
     assert _fails(report) == {("evidence/assessment.json", "virtual_patient_generation")}
     assert "Numerical solver error: met -> not met" in report.failures[0].note
 
@@ -518,7 +522,7 @@ def test_assessment_verdict_and_rerun_errors_fail(package, study):
     def broken(study_path, out_dir):
         raise FileNotFoundError("data/patients.csv")
 
-    report = reproduce(package, broken, log=None)
+    report = reproduce(package, broken)
     assert _fails(report) == {("(re-run)", "study/demo.yaml")}
     assert "FileNotFoundError: data/patients.csv" in report.failures[0].note
     assert "study/data/patients.csv" in report.failures[0].note  # says what the package left out
@@ -534,11 +538,11 @@ def test_study_yaml_found_by_its_name_and_plan_key(tmp_path):
     run = json.loads((out / "run.json").read_text())
     del run["hashes"]["study"]
     (out / "run.json").write_text(json.dumps(run))
-    z = build_package(out, tmp_path / "s.zip", log=None)
+    z = build_package(out, tmp_path / "s.zip")
     assert _manifest(z)["study_file"] == "study/study_demo.yaml"
     (out / "study" / "study_demo.yaml").write_text("name: other\ncredibility_plan: plan.yaml\n")
     with pytest.raises(ValueError, match="which YAML is the study"):
-        build_package(out, tmp_path / "t.zip", log=None)
+        build_package(out, tmp_path / "t.zip")
 
 
 def test_input_hashes_match_by_bytes_when_paths_differ():

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from studies import small_indo_plan
+
 from insilico.cli import main
 
 

@@ -8,7 +8,7 @@ on exactly the design our generator uses (its encoders, time in its time unit):
 
 which is the proportional-hazards model S(t) = exp(-t^k e^(mu + x beta)) with
 k = rho, beta = -rho b, mu = -rho b0. The lifelines estimates are recorded in
-tests/reference/lifelines_gbsg_weibull.json; re-record them (after a deliberate change
+validation/reference/lifelines_gbsg_weibull.json; re-record them (after a deliberate change
 to the example spec or data) with ``python tests/test_reference_lifelines.py``.
 """
 
@@ -17,19 +17,23 @@ from __future__ import annotations
 import json
 import warnings
 from importlib.metadata import version
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import with_sampler
 
-from insilico.virtual_patients.encoding import design_matrix, design_names, learn_encoders
+from insilico.common.resources import REFERENCE, data_file
+from insilico.virtual_patients.encoding import (
+    design_matrix,
+    design_names,
+    learn_encoders,
+)
 from insilico.virtual_patients.examples import example_data, example_spec_path
 from insilico.virtual_patients.generator import drop_missing, fit, select_rows
 from insilico.virtual_patients.spec import GeneratorSpec
 
-REFERENCE = Path(__file__).parent / "reference" / "lifelines_gbsg_weibull.json"
+LIFELINES = data_file(REFERENCE, "lifelines_gbsg_weibull.json")
 LIFELINES_CALL = "lifelines.WeibullAFTFitter().fit(X, duration_col='T', event_col='E')"
 
 
@@ -97,8 +101,8 @@ def reference_from_scratch() -> dict:
 
 # ---------------------------------------------------------------------- reference file
 def test_lifelines_still_matches_the_recorded_reference():
-    """The live lifelines fit reproduces tests/reference/lifelines_gbsg_weibull.json."""
-    recorded = json.loads(REFERENCE.read_text())
+    """The live lifelines fit reproduces validation/reference/lifelines_gbsg_weibull.json."""
+    recorded = json.loads(LIFELINES.read_text())
     live = reference_from_scratch()
     assert live["spec_hash"] == recorded["spec_hash"], (
         "examples/gbsg.yaml changed since the reference was recorded; if deliberate, re-record with "
@@ -136,7 +140,7 @@ def test_posterior_means_match_the_lifelines_mle(gbsg_weibull):
     gen, df, spec = gbsg_weibull
     names = gen.meta["design_names"]
     D = gen.design(df)
-    reference = json.loads(REFERENCE.read_text())
+    reference = json.loads(LIFELINES.read_text())
     # the recorded MLE is for exactly this fit's model (spec up to the sampler), design and time unit
     assert spec.hash() == reference["spec_hash"]
     assert gen.meta["outcome_scale"]["time_unit"] == reference["time_unit_days"]
@@ -163,9 +167,9 @@ def test_posterior_means_match_the_lifelines_mle(gbsg_weibull):
 
 
 def _record() -> None:
-    REFERENCE.parent.mkdir(parents=True, exist_ok=True)
-    REFERENCE.write_text(json.dumps(reference_from_scratch(), indent=2) + "\n")
-    print(f"wrote {REFERENCE}")
+    LIFELINES.parent.mkdir(parents=True, exist_ok=True)
+    LIFELINES.write_text(json.dumps(reference_from_scratch(), indent=2) + "\n")
+    print(f"wrote {LIFELINES}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,13 @@ import pandas as pd
 import pytest
 
 from insilico.reports import figures as F
-from insilico.reports.render import BLANK, fmt_number, record_anchor, render_credibility, render_simulation
+from insilico.reports.render import (
+    BLANK,
+    fmt_number,
+    record_anchor,
+    render_credibility,
+    render_simulation,
+)
 from insilico.validation.evidence import EvidenceRecord
 
 DATA = Path(__file__).parent / "data"
@@ -424,7 +430,7 @@ def test_credibility_rejects_inconsistent_input(tmp_path):
 
 def test_fixture_records_are_valid_evidence_records():
     for d in _load("records_example.json"):
-        r = EvidenceRecord(**d)
+        r = EvidenceRecord.from_dict(d)
         assert r.to_dict() == d
 
 

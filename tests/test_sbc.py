@@ -8,8 +8,16 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from insilico.validation.sbc import SBC, bin_counts, default_bins, rank_statistics, rank_uniformity, thin_indices
-from insilico.virtual_patients.sbc import sbc_for_spec, sbc_problem
+from insilico.checks.sbc import sbc_for_spec
+from insilico.validation.sbc import (
+    SBC,
+    bin_counts,
+    default_bins,
+    rank_statistics,
+    rank_uniformity,
+    thin_indices,
+)
+from insilico.virtual_patients.sbc import sbc_problem
 from insilico.virtual_patients.spec import GeneratorSpec
 
 

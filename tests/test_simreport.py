@@ -17,10 +17,7 @@ from conftest import with_sampler
 from scipy import stats
 
 from insilico.reports.render import fmt_number
-from insilico.trials.design import TrialDesign
-from insilico.trials.engine import run
-from insilico.trials.oc import operating_characteristics
-from insilico.stages.simreport import (
+from insilico.simreport import (
     DERIVED,
     classify_scenarios,
     prior_ess_rows,
@@ -28,7 +25,10 @@ from insilico.stages.simreport import (
     simulation_figures,
     simulation_report,
 )
-from insilico.stages.fit import simulate_design
+from insilico.stages.simulate import simulate_design
+from insilico.trials.design import TrialDesign
+from insilico.trials.engine import run
+from insilico.trials.oc import operating_characteristics
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 RHO2 = 0.64  # y = 1 + 0.8 x1 + 0.6 e, x1 ~ N(0, 1): rho^2 = 0.64 / (0.64 + 0.36)
@@ -48,8 +48,7 @@ def hybrid(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hybrid")
     design = TrialDesign.from_dict(_hybrid())
     (tmp / "design_hybrid_binary.yaml").write_text(design.to_yaml())
-    sim = simulate_design(tmp / "design_hybrid_binary.yaml", tmp / "results.nc", executor="serial",
-                          log=lambda *a: None)
+    sim = simulate_design(tmp / "design_hybrid_binary.yaml", tmp / "results.nc", executor="serial")
     paths = simulation_report(tmp / "design_hybrid_binary.yaml", tmp / "results.nc", tmp / "report")
     ctx = yaml.safe_load(paths["context"].read_text())  # JSON is YAML
     return {"design": design, "sim": sim, "paths": paths, "ctx": ctx, "tmp": tmp}
@@ -75,7 +74,7 @@ def procova(tmp_path_factory):
              scenarios=[{"name": "null", "effect": 0.0}, {"name": "target", "effect": 0.5}])
     design_path = tmp / "design_procova.yaml"
     design_path.write_text(TrialDesign.from_dict(d).to_yaml())
-    simulate_design(design_path, tmp / "results.nc", executor="serial", log=lambda *a: None)
+    simulate_design(design_path, tmp / "results.nc", executor="serial")
     paths = simulation_report(design_path, tmp / "results.nc", tmp / "report")
     return {"paths": paths, "ctx": yaml.safe_load(paths["context"].read_text())}
 
@@ -101,7 +100,7 @@ def test_scenarios_are_classified_null_drift_alternative(hybrid):
 # ----------------------------------------------------------------------------- OC rows
 
 def test_oc_rows_are_the_oc_dataset_values(hybrid):
-    from insilico.stages.fit import read_results
+    from insilico.stages.simulate import read_results
 
     _, oc = read_results(hybrid["tmp"] / "results.nc")
     rows = hybrid["ctx"]["oc"]

@@ -9,9 +9,16 @@ import pandas as pd
 import pytest
 
 from insilico.trials.design import TrialDesign
-from insilico.trials.engine import hazard_model, run
+from insilico.trials.engine import run
 from insilico.trials.oc import operating_characteristics
-from insilico.trials.survival import cox_score, cumulative_hazard_inverse, logrank, schoenfeld_power, simulate_times
+from insilico.trials.patients import hazard_model
+from insilico.trials.survival import (
+    cox_score,
+    cumulative_hazard_inverse,
+    logrank,
+    schoenfeld_power,
+    simulate_times,
+)
 
 COMMON = {"alpha": 0.025, "sided": "one", "direction": "less", "level": 0.95}
 
@@ -101,7 +108,14 @@ def test_risk_sets_at_staggered_looks_equal_the_observed_data_at_each_look():
     still followed in reverse entry order) gives, at every look, exactly the log-rank sums
     and Cox fit of the data observed at that look (everybody treated as entered at 0):
     two different paths through the kernel, equal to rounding (1e-12)."""
-    from insilico.trials.survival import cox_at, cutoff_times, draw_times, logrank_at, observe_at, risk_sets
+    from insilico.trials.survival import (
+        cox_at,
+        cutoff_times,
+        draw_times,
+        logrank_at,
+        observe_at,
+        risk_sets,
+    )
 
     rng = np.random.default_rng(11)
     n = 300
@@ -123,7 +137,13 @@ def test_risk_sets_at_staggered_looks_equal_the_observed_data_at_each_look():
 
 def test_risk_sets_of_a_comparison_ignore_the_other_arms():
     """code -1 leaves a patient out: the same as the data of the two compared arms alone."""
-    from insilico.trials.survival import cutoff_times, draw_times, logrank_at, observe_at, risk_sets
+    from insilico.trials.survival import (
+        cutoff_times,
+        draw_times,
+        logrank_at,
+        observe_at,
+        risk_sets,
+    )
 
     rng = np.random.default_rng(12)
     arm = np.tile(np.array([0, 1, 2], np.int8), 100)

@@ -100,7 +100,7 @@ def two_covariate_params(rng: np.random.Generator, outcome: dict) -> dict[str, n
     }
 
 
-@pytest.fixture()
+@pytest.fixture
 def normal_gen() -> tuple[Generator, pd.DataFrame]:
     """Normal outcome y = 100 + ... (sd ~ 15) generator and its fitting data."""
     spec = two_covariate_spec({"family": "normal", "column": "y"})
@@ -111,7 +111,7 @@ def normal_gen() -> tuple[Generator, pd.DataFrame]:
     return make_generator(spec, df, params), df
 
 
-@pytest.fixture()
+@pytest.fixture
 def weibull_gen() -> tuple[Generator, pd.DataFrame, float]:
     """Weibull generator (shape k in every draw) with no censoring in practice."""
     k = 1.7

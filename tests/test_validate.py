@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
-from insilico.cli import main
 from studies import small_indo_plan
-from insilico.stages.validate import check_design, check_replication, verify_engine
+
+from insilico.checks.engine import verify_engine
+from insilico.checks.trial import check_design, check_replication
+from insilico.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -93,7 +94,7 @@ def test_drift_inflates_type_one_error_and_the_check_says_so(tmp_path):
     design.update(replicates=2000, chunk_size=500)
     path = tmp_path / "design.yaml"
     path.write_text(yaml.safe_dump(design))
-    m, _ = check_design(path, tmp_path, log=lambda *_: None, analyses=["borrowing"])
+    m, _ = check_design(path, tmp_path, analyses=["borrowing"])
     drift, null = m["type_i_error_drift"]["value"], m["type_i_error"]["value"]
     # conjugate borrowing of a Beta(17, 83) prior when current controls run at 0.11: the
     # exact rejection rate is ~0.083 (4,000-replicate run); with 2,000 replicates its MCSE is
@@ -125,7 +126,7 @@ class _StubGenerator:
 
 
 def test_replication_interval_contains_the_real_effect_when_twins_mimic_controls():
-    from insilico.validation.plan import Replication, DataSource
+    from insilico.validation.plan import DataSource, Replication
     from insilico.virtual_patients.examples import example_data
     from insilico.virtual_patients.spec import GeneratorSpec
 
@@ -143,7 +144,7 @@ def test_replication_interval_contains_the_real_effect_when_twins_mimic_controls
 def test_weighted_cox_maximises_the_weighted_breslow_partial_likelihood():
     from scipy.optimize import minimize_scalar
 
-    from insilico.stages.validate import weighted_cox
+    from insilico.checks.trial import weighted_cox
     from insilico.trials.survival import cox_score
 
     rng = np.random.default_rng(5)
@@ -166,7 +167,7 @@ def test_weighted_cox_maximises_the_weighted_breslow_partial_likelihood():
 
 
 def test_real_external_controls_att_weighted_against_the_randomised_effect(tmp_path):
-    from insilico.stages.validate import check_external_control
+    from insilico.checks.trial import check_external_control
     from insilico.validation.plan import DataSource, Replication
     from insilico.virtual_patients.examples import example_data
     from insilico.virtual_patients.generator import select_rows

@@ -3,7 +3,7 @@ r"""Frequentist analysis kernels, vectorised over the replicates of a chunk.
 Every kernel takes arrays whose first axis is the replicate (R) and returns a dict of
 (R,) arrays: ``estimate``, ``std_error``, ``lower``, ``upper`` (two-sided interval at
 ``level``), ``statistic`` (estimate / se, signed so that larger favours treatment) with its
-``df``, and unless ``p_value=False`` (group-sequential looks, see `_finish`) ``p_value``
+``df``, and unless ``p_value=False`` (group-sequential looks, see `finish`) ``p_value``
 (one-sided in the design's direction, or two-sided) and ``decision`` (1 = success). Patients are in columns; ``arm`` is a (n,) 0/1 vector
 (1 = treatment) shared by all replicates of a chunk.
 
@@ -22,7 +22,7 @@ import numpy as np
 from scipy import special, stats
 
 
-def _finish(est, se, df, alpha, sided, direction, level, p_value: bool = True) -> dict[str, np.ndarray]:
+def finish(est, se, df, alpha, sided, direction, level, p_value: bool = True) -> dict[str, np.ndarray]:
     """Interval, p-value and decision from an estimate, its se and the reference df
     (t with df degrees of freedom, or normal when df is None).
 
@@ -64,7 +64,7 @@ def difference_in_means_summary(s: dict, **d) -> dict[str, np.ndarray]:
     est = s["mean_t"] - s["mean_c"]
     pooled = (s["ss_t"] + s["ss_c"]) / (n_t + n_c - 2)
     se = np.sqrt(pooled * (1 / n_t + 1 / n_c))
-    return _finish(est, se, n_t + n_c - 2, **d)
+    return finish(est, se, n_t + n_c - 2, **d)
 
 
 def ancova(y: np.ndarray, arm: np.ndarray, X: np.ndarray, **d) -> dict[str, np.ndarray]:
@@ -78,7 +78,7 @@ def ancova(y: np.ndarray, arm: np.ndarray, X: np.ndarray, **d) -> dict[str, np.n
     df = n - design.shape[2]
     sigma2 = (resid**2).sum(axis=1) / df
     inv11 = np.linalg.inv(xtx)[:, 1, 1]
-    return _finish(coef[:, 1], np.sqrt(sigma2 * inv11), df, **d)
+    return finish(coef[:, 1], np.sqrt(sigma2 * inv11), df, **d)
 
 
 def procova(y: np.ndarray, arm: np.ndarray, score: np.ndarray, **d) -> dict[str, np.ndarray]:
@@ -99,7 +99,7 @@ def two_proportions_summary(s: dict, **d) -> dict[str, np.ndarray]:
     se_wald = np.sqrt(p_t * (1 - p_t) / n_t + p_c * (1 - p_c) / n_c)
     pooled = (n_t * p_t + n_c * p_c) / (n_t + n_c)
     se_test = np.sqrt(pooled * (1 - pooled) * (1 / n_t + 1 / n_c))
-    out = _finish(est, np.where(se_test > 0, se_test, np.inf), None, **d)
+    out = finish(est, np.where(se_test > 0, se_test, np.inf), None, **d)
     # the test uses the pooled se (score test); the interval the unpooled Wald se
     q = special.ndtri(0.5 + d["level"] / 2)
     out.update(std_error=se_wald, lower=est - q * se_wald, upper=est + q * se_wald)
@@ -112,7 +112,7 @@ def poisson_rate_ratio(y: np.ndarray, arm: np.ndarray, exposure: float = 1.0, **
     n_t, n_c = (arm == 1).sum(), (arm == 0).sum()
     e_t, e_c = np.where(e_t == 0, 0.5, e_t), np.where(e_c == 0, 0.5, e_c)
     est = np.log(e_t / (n_t * exposure)) - np.log(e_c / (n_c * exposure))
-    return _finish(est, np.sqrt(1 / e_t + 1 / e_c), None, **d)
+    return finish(est, np.sqrt(1 / e_t + 1 / e_c), None, **d)
 
 
 # ---------------------------------------------------------------------- closed forms

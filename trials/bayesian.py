@@ -17,20 +17,17 @@ with the replicate's arm summaries, all replicates of a chunk in one call. Repor
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 from scipy import stats
 
 from . import borrowing as bw
-from .design import Method
+from . import mcmc
 
 
-def _mixture(spec, sigma: float | None):
+def mixture(spec, sigma: float | None):
+    """The mixture a design prior (`PriorSpec` components) describes."""
     comps = np.asarray(spec.components, dtype=float)
     if spec.family in ("logit_normal_mixture", "log_normal_mixture"):  # not conjugate: MCMC only
-        from . import mcmc
-
         kind = mcmc.LogitNormalMixture if spec.family == "logit_normal_mixture" else mcmc.LogNormalMixture
         return kind.from_components(comps)
     if spec.family == "beta_mixture":
@@ -49,55 +46,17 @@ def vague_prior(family: str, sigma: float | None):
     return bw.NormalMixture(1.0, 0.0, 100.0 * sigma, sigma=sigma)
 
 
-@functools.lru_cache(maxsize=64)
-def priors(analysis_json: str, family: str, sigma: float | None):
-    """(control prior, treatment prior, control prior ESS) of an analysis (cached per worker)."""
-    from .design import Analysis
-
-    a = Analysis.model_validate_json(analysis_json)
-    if a.method in (Method.bayesian, Method.robust_map):
-        control = _mixture(a.prior, sigma)
-        if a.method is Method.robust_map:
-            control = control.robustify(a.robust_weight)
-        if not isinstance(control, bw.BetaMixture | bw.NormalMixture | bw.GammaMixture):
-            prior_ess = float("nan")  # ELIR is defined here for the conjugate families only
-        elif family == "normal":
-            prior_ess = float(bw.ess(control, "elir", sigma=sigma))
-        else:
-            prior_ess = float(bw.ess(control, "elir"))
-    elif a.method is Method.power_prior:
-        h = a.historical
-        if family == "binary":
-            control = bw.power_prior_binary(h.responders, h.n, a.a0)
-        else:
-            control = bw.power_prior_normal(h.mean, h.n, a.a0, sigma)
-        prior_ess = float(bw.power_prior_ess(a.a0, h.n))
-    else:  # commensurate
-        h = a.historical
-        if family == "binary":
-            control = bw.commensurate_prior_binary(h.responders, h.n, a.kappa)
-            prior_ess = float(bw.ess(control, "elir"))
-        else:
-            control = bw.commensurate_prior_normal(h.mean, h.n, sigma, a.kappa, sigma=sigma)
-            prior_ess = float(bw.ess(control, "elir", sigma=sigma))
-    treatment = _mixture(a.treatment_prior, sigma) if a.treatment_prior is not None else vague_prior(family, sigma)
-    return control, treatment, prior_ess
-
-
-def analyse(a, summaries: dict, family: str, sigma: float | None, *, alpha: float, direction: str,
-            level: float, threshold: float, sided: str = "one", exposure: float = 1.0,
+def analyse(control, treatment, prior_ess: float, summaries: dict, family: str, sigma: float | None, *,
+            sampler: str = "conjugate", direction: str, level: float, threshold: float, exposure: float = 1.0,
             seed: int | None = None, pad_to: int | None = None) -> dict[str, np.ndarray]:
-    """Posterior-probability analysis of one look's arm summaries (see module docs);
-    ``sampler: mcmc`` analyses sample the same posteriors with PyMC (`trials.mcmc`,
-    seeded by ``seed``), with credible intervals from the draws. A short last chunk is
-    padded to ``pad_to`` replicates (repeating its last one) so that the model compiled
-    for the full chunks serves it too."""
-    control, treatment, prior_ess = priors(a.model_dump_json(), family, sigma)
+    """Posterior-probability analysis of one look's arm summaries under the arms' priors
+    (see module docs); ``sampler="mcmc"`` samples the same posteriors with PyMC
+    (`trials.mcmc`, seeded by ``seed``), with credible intervals from the draws. A short
+    last chunk is padded to ``pad_to`` replicates (repeating its last one) so that the
+    model compiled for the full chunks serves it too."""
     s = summaries
     R = np.shape(s["mean_t"])[0]
-    if a.sampler == "mcmc":
-        from . import mcmc
-
+    if sampler == "mcmc":
         pad = max((pad_to or R) - R, 0)
         padded = {k: np.pad(v, (0, pad), mode="edge") if np.ndim(v) == 1 else v for k, v in s.items()}
         res = mcmc.analyse_mcmc(control, treatment, padded, family, sigma, direction=direction, level=level,
@@ -125,36 +84,3 @@ def analyse(a, summaries: dict, family: str, sigma: float | None, *, alpha: floa
     return {"estimate": est, "std_error": sd, "lower": est - q * sd, "upper": est + q * sd,
             "p_value": 1.0 - prob, "posterior_prob": prob, "decision": (prob > threshold).astype(np.int8),
             "prior_ess": np.full(R, prior_ess)}
-
-
-def resolve_map_priors(design, log=None):
-    """The design with every ``map_from`` prior replaced by its derived mixture.
-
-    Each MAP prior is a PyMC fit (nutpie, seeded with the design's seed) of the
-    historical studies; its diagnostics and summary are returned beside the design so
-    the caller can record them. Designs without ``map_from`` come back unchanged.
-    """
-    from .design import TrialDesign
-
-    data = design.model_dump(mode="json")
-    derived = {}
-    for a in data["analyses"]:
-        prior = a.get("prior")
-        if not prior or not prior.get("map_from"):
-            continue
-        h = prior["map_from"]
-        if log:
-            log(f"deriving the MAP prior of analysis '{a['name']}' from {len(h['n'])} historical studies (PyMC)")
-        if prior["family"] == "beta_mixture":
-            mp = bw.map_prior_binary(h["responders"], h["n"], tau_prior_sd=h["tau_prior_sd"], seed=design.seed)
-            comps = np.column_stack([mp.mixture.weights, mp.mixture.a, mp.mixture.b])
-        else:
-            sigma = design.endpoint.sd if design.endpoint is not None else None
-            mp = bw.map_prior_normal(h["means"], h["ses"], sigma=sigma, tau_prior_sd=h["tau_prior_sd"],
-                                     seed=design.seed)
-            comps = np.column_stack([mp.mixture.weights, mp.mixture.means, mp.mixture.sds])
-        a["prior"] = {"family": prior["family"], "components": comps.round(10).tolist()}
-        derived[a["name"]] = {"summary": mp.summary, "diagnostics": mp.diagnostics, "source": h}
-    if not derived:
-        return design, derived
-    return TrialDesign.from_dict(data, source="design with derived MAP priors"), derived

@@ -289,7 +289,7 @@ def _component_rows(components, layout: str) -> tuple[np.ndarray, np.ndarray, np
     return arr[:, 0], arr[:, 1], arr[:, 2]
 
 
-class _Mixture(abc.ABC):
+class MixtureBase(abc.ABC):
     """Behaviour shared by the three conjugate mixture families.
 
     Subclasses are frozen dataclasses whose first field is ``weights`` followed by the
@@ -521,7 +521,7 @@ class _Mixture(abc.ABC):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class BetaMixture(_Mixture):
+class BetaMixture(MixtureBase):
     r"""Mixture of beta densities for a response rate :math:`\theta\in(0,1)`.
 
     .. math:: p(\theta) = \sum_k w_k \,\mathrm{Beta}(\theta \mid a_k, b_k)
@@ -610,7 +610,7 @@ class BetaMixture(_Mixture):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class NormalMixture(_Mixture):
+class NormalMixture(MixtureBase):
     r"""Mixture of normal densities for a mean :math:`\mu` with known sampling sd.
 
     .. math:: p(\mu) = \sum_k w_k \,\mathrm{N}(\mu \mid m_k, s_k^2)
@@ -701,7 +701,7 @@ class NormalMixture(_Mixture):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class GammaMixture(_Mixture):
+class GammaMixture(MixtureBase):
     r"""Mixture of gamma densities (shape, rate) for a Poisson event rate :math:`\lambda`.
 
     .. math:: p(\lambda) = \sum_k w_k \,\mathrm{Gamma}(\lambda \mid \alpha_k, \beta_k),
@@ -785,7 +785,7 @@ Mixture = BetaMixture | NormalMixture | GammaMixture
 # --------------------------------------------------------------------------------------
 
 
-def _pairs(post_t: _Mixture, post_c: _Mixture):
+def _pairs(post_t: MixtureBase, post_c: MixtureBase):
     """Broadcast two batched mixtures and flatten to (M, Kt) and (M, Kc) arrays."""
     shape = np.broadcast_shapes(post_t.batch_shape, post_c.batch_shape)
     t = post_t.broadcast_to(shape)
@@ -1188,7 +1188,7 @@ def prob_diff_greater(post_t: Mixture, post_c: Mixture, delta=0.0, *, dedupe: bo
 # --------------------------------------------------------------------------------------
 
 
-def _info_terms(prior: _Mixture, x: np.ndarray, xc: np.ndarray | None = None):
+def _info_terms(prior: MixtureBase, x: np.ndarray, xc: np.ndarray | None = None):
     r"""Component log densities, d/dx log f_k and d2/dx2 log f_k at ``x``.
 
     ``xc`` is :math:`1-x` for beta mixtures, passed separately so that it keeps full
@@ -1210,7 +1210,7 @@ def _info_terms(prior: _Mixture, x: np.ndarray, xc: np.ndarray | None = None):
     return prior._comp_logpdf(x), g, h
 
 
-def _mixture_info(prior: _Mixture, x, xc=None) -> np.ndarray:
+def _mixture_info(prior: MixtureBase, x, xc=None) -> np.ndarray:
     r"""Local information :math:`i(x) = -\frac{d^2}{dx^2}\log p(x)` of a mixture.
 
     With responsibilities :math:`\tilde w_k = w_k f_k(x)/p(x)`, :math:`g_k = (\log f_k)'`
@@ -1239,7 +1239,7 @@ def _elir_normal(prior: NormalMixture) -> float:
     return float(np.sum(prior.weights * np.sum(dens * wz * _mixture_info(prior, z), axis=-1)))
 
 
-def _mixture_mode(prior: _Mixture) -> float:
+def _mixture_mode(prior: MixtureBase) -> float:
     """Global mode: the best of the local maxima found around each component (RBesT's
     ``mixmode`` idea), each by bounded scalar optimisation between the component's 0.5% and
     99.5% quantiles, to 1e-12."""

@@ -2,45 +2,35 @@
 
 A design is a frozen pydantic model that loads from and dumps to YAML; unknown keys are
 errors, and every error names the file, the key path and what was expected. Effects are
-stated on each family's natural scale:
+stated on each family's natural scale and analysed on the analysis scale, with the null
+effect and the side of benefit, as `insilico.trials.scales` decides; ``control_shift``
+(drift of the current controls from history) is added to the control mean or rate
+(normal, binary, count) or is the log hazard ratio of current vs historical controls
+(time to event; for generator patients, a shift of the linear predictor).
 
-========== ======================================== ==========================
-family     ``effect`` means                          ``control_shift`` means
-========== ======================================== ==========================
-normal     mean difference (treatment - control)     added to the control mean
-binary     risk difference (treatment - control)     added to the control rate
-count      rate ratio (treatment / control)          multiplies the control rate
-time to    hazard ratio (treatment / control)        log hazard ratio of current
-event                                                vs historical controls
-========== ======================================== ==========================
-
-The analyses estimate the effect on their own scale: mean or risk difference, log rate
-ratio, log hazard ratio; ``decision.direction`` says which side is benefit (default:
-'greater' for normal and binary endpoints, 'less' — fewer events — for count and time
-to event).
-
-For patients drawn from a fitted generator the effect is a link-scale shift of the
-generator's outcome model: a mean difference (normal), a log odds ratio (bernoulli), a
-log rate ratio (poisson), a log hazard ratio (survival) — ``effect`` is then given on
-the natural scale as mean difference, odds ratio, rate ratio or hazard ratio.
+Which analyses exist, what they need and what they take is declared by the method
+registry (`insilico.trials.methods`); the design validates each analysis through its
+method. Checks that need a generator's outcome family run in `check_runnable`.
 """
 
 from __future__ import annotations
 
 from enum import Enum
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from insilico.virtual_patients.spec import SpecFile
+from insilico.common.specfile import SpecFile, Strict
+
+from . import scales
+from .methods import METHODS, method_of
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Arm(_Frozen):
+class Arm(Strict):
     name: str
     allocation: float = Field(..., gt=0, description="Allocation weight (> 0); arms share patients in proportion.")
 
@@ -52,7 +42,7 @@ class Family(str, Enum):
     time_to_event = "time_to_event"
 
 
-class Piecewise(_Frozen):
+class Piecewise(Strict):
     cuts: list[float] = Field(..., min_length=1, description="Interval boundaries (time units), increasing.")
     hazards: list[float] = Field(..., description="Control hazard in each interval (len(cuts) + 1), > 0.")
 
@@ -67,7 +57,7 @@ class Piecewise(_Frozen):
         return self
 
 
-class Cutoff(_Frozen):
+class Cutoff(Strict):
     events: int | None = Field(None, gt=0, description="Analyse when this many events have occurred.")
     calendar: float | None = Field(None, gt=0, description="Analyse at this calendar time after the first entry.")
 
@@ -78,7 +68,7 @@ class Cutoff(_Frozen):
         return self
 
 
-class Endpoint(_Frozen):
+class Endpoint(Strict):
     """Parametric patients (for verification against closed forms)."""
 
     family: Family
@@ -113,7 +103,7 @@ class Endpoint(_Frozen):
         return self
 
 
-class GeneratorPatients(_Frozen):
+class GeneratorPatients(Strict):
     """Patients drawn from a fitted virtual-patient generator (`insilico fit`)."""
 
     generator: str = Field(..., description="Folder of a fitted generator.")
@@ -127,7 +117,7 @@ class GeneratorPatients(_Frozen):
     cutoff: Cutoff | None = Field(None, description="Survival generators: analysis cut-off (events or calendar).")
 
 
-class SampleSize(_Frozen):
+class SampleSize(Strict):
     """Fixed sample size, or group-sequential looks with Lan-DeMets error spending."""
 
     total: int | None = Field(None, gt=1, description="Patients randomised across all arms (default: the last stage).")
@@ -158,14 +148,14 @@ class SampleSize(_Frozen):
         return self
 
 
-class EffectPrior(_Frozen):
+class EffectPrior(Strict):
     """A design prior on the effect: each replicate draws its own true effect (assurance)."""
 
     mean: float = Field(..., description="Mean on the analysis scale (difference, or log ratio for ratio effects).")
     sd: float = Field(..., gt=0, description="Normal sd on the analysis scale.")
 
 
-class Scenario(_Frozen):
+class Scenario(Strict):
     name: str
     effect: float = Field(0.0, description="Treatment effect on the family's natural scale (see module docs).")
     control_shift: float = Field(0.0, description="Drift of current controls from history (natural scale).")
@@ -177,7 +167,7 @@ class Scenario(_Frozen):
         "`effect` (or the design prior's draw).")
 
 
-class ExternalControl(_Frozen):
+class ExternalControl(Strict):
     """External (historical or real-world) controls beside the randomised trial.
 
     They come from the historical population: the endpoint's control parameters without
@@ -197,7 +187,7 @@ class ExternalControl(_Frozen):
                                     "external and current controls differ only by drift.")
 
 
-class HistoricalStudies(_Frozen):
+class HistoricalStudies(Strict):
     """Study-level historical control data from which to derive a MAP prior."""
 
     n: list[float] = Field(..., min_length=2, description="Patients per historical study.")
@@ -217,7 +207,7 @@ class HistoricalStudies(_Frozen):
         return self
 
 
-class PriorSpec(_Frozen):
+class PriorSpec(Strict):
     """A conjugate mixture prior: components as RBesT writes them, or a MAP prior derived
     from historical studies (binomial-logit or normal random-effects meta-analysis with
     PyMC, its new-study predictive approximated by a mixture; `borrowing.map_prior_*`)."""
@@ -255,7 +245,7 @@ class PriorSpec(_Frozen):
         return self
 
 
-class Historical(_Frozen):
+class Historical(Strict):
     """Historical control data summarised for a power or commensurate prior."""
 
     n: float = Field(..., gt=0, description="Historical patients (count: total exposure).")
@@ -264,47 +254,11 @@ class Historical(_Frozen):
     events: float | None = Field(None, ge=0, description="count: historical events.")
 
 
-class Method(str, Enum):
-    difference_in_means = "difference_in_means"
-    ancova = "ancova"
-    procova = "procova"
-    two_proportions = "two_proportions"
-    poisson_rate_ratio = "poisson_rate_ratio"
-    logrank = "logrank"
-    cox_score = "cox_score"
-    hybrid_power_prior = "hybrid_power_prior"
-    external_comparison = "external_comparison"
-    bayesian = "bayesian"
-    robust_map = "robust_map"
-    power_prior = "power_prior"
-    commensurate = "commensurate"
+#: the analysis methods a design may name: every method of the registry (`trials.methods`)
+Method = Enum("Method", {name: name for name in METHODS}, type=str)
 
 
-METHOD_FAMILIES = {
-    Method.difference_in_means: {"normal"},
-    Method.ancova: {"normal"},
-    Method.procova: {"normal"},
-    Method.two_proportions: {"binary"},
-    Method.poisson_rate_ratio: {"count"},
-    Method.logrank: {"time_to_event"},
-    Method.cox_score: {"time_to_event"},
-    Method.hybrid_power_prior: {"normal", "binary", "time_to_event"},
-    Method.external_comparison: {"normal"},
-    Method.bayesian: {"normal", "binary", "count"},
-    Method.robust_map: {"normal", "binary", "count"},
-    Method.power_prior: {"normal", "binary"},
-    Method.commensurate: {"normal", "binary"},
-}
-BAYESIAN_METHODS = {Method.bayesian, Method.robust_map, Method.power_prior, Method.commensurate}
-PRIOR_FAMILY = {"binary": "beta_mixture", "normal": "normal_mixture", "count": "gamma_mixture"}
-#: priors that only the MCMC sampler can update, by endpoint family
-NON_CONJUGATE_FAMILY = {"binary": "logit_normal_mixture", "count": "log_normal_mixture"}
-EXTERNAL_METHODS = {Method.hybrid_power_prior, Method.external_comparison}
-SEQUENTIAL_METHODS = {Method.difference_in_means, Method.ancova, Method.procova, Method.two_proportions,
-                      Method.poisson_rate_ratio, Method.logrank, Method.cox_score}
-
-
-class Analysis(_Frozen):
+class Analysis(Strict):
     name: str
     method: Method
     covariates: list[str] = Field(default_factory=list, description="ancova: covariate columns (generator patients).")
@@ -327,7 +281,7 @@ class Analysis(_Frozen):
         "non-conjugate logit_normal_mixture and log_normal_mixture priors; slower by orders of magnitude).")
 
 
-class Decision(_Frozen):
+class Decision(Strict):
     alpha: float = Field(0.025, gt=0, lt=0.5, description="One-sided (or two-sided) significance level.")
     sided: str = Field("one", pattern="^(one|two)$", description="one: a one-sided test in `direction`; two: either side.")
     direction: str | None = Field(None, pattern="^(greater|less)$", description="Which side is benefit: "
@@ -381,22 +335,20 @@ class TrialDesign(SpecFile):
             names = [i.name for i in items]
             if len(set(names)) != len(names):
                 raise ValueError(f"{key}: names must be unique, got {names}")
+        family = self.endpoint.family.value if self.endpoint is not None else None
         for a in self.analyses:
-            self._check_bayesian(a)
-            if a.method in EXTERNAL_METHODS and self.external_control is None:
-                raise ValueError(f"analysis '{a.name}': {a.method.value} needs an external_control")
-            if a.method is Method.hybrid_power_prior and a.a0 is None:
-                raise ValueError(f"analysis '{a.name}': hybrid_power_prior needs a0 in [0, 1]")
+            method_of(a).check(a, self, family)
         if self.decision.calibrate_to_alpha is not None:
-            if not any(a.method in BAYESIAN_METHODS or a.method is Method.hybrid_power_prior for a in self.analyses):
+            if not any(method_of(a).decides_by_probability for a in self.analyses):
                 raise ValueError("decision.calibrate_to_alpha applies to Bayesian analyses; the design has none")
-            name = self.calibration_scenario
-            if name is None or name not in [s.name for s in self.scenarios]:
-                raise ValueError("decision.calibrate_to_alpha needs a null scenario (no effect, no drift) or "
-                                 "decision.calibrate_on naming one")
+            if self.endpoint is not None or self.decision.calibrate_on is not None:  # else check_runnable
+                name = self.calibration_scenario
+                if name is None or name not in [s.name for s in self.scenarios]:
+                    raise ValueError("decision.calibrate_to_alpha needs a null scenario (no effect, no drift) or "
+                                     "decision.calibrate_on naming one")
         ss = self.sample_size
         if ss.stages is not None:
-            bad = [a.name for a in self.analyses if a.method not in SEQUENTIAL_METHODS]
+            bad = [a.name for a in self.analyses if not method_of(a).sequential]
             if bad:
                 raise ValueError(f"analyses {bad} cannot be used at group-sequential looks")
             if self.decision.sided != "one":
@@ -416,12 +368,6 @@ class TrialDesign(SpecFile):
                 and self.endpoint is not None and self.endpoint.family is not Family.time_to_event):
             raise ValueError("external_control.follow_up applies to time-to-event endpoints")
         if self.endpoint is not None:
-            fam = self.endpoint.family.value
-            for a in self.analyses:
-                if fam not in METHOD_FAMILIES[a.method]:
-                    raise ValueError(f"analysis '{a.name}': method {a.method.value} does not apply to a {fam} endpoint")
-                if a.method in (Method.procova, Method.ancova):
-                    raise ValueError(f"analysis '{a.name}': {a.method.value} needs covariates: use patients from a generator")
             if self.endpoint.family is Family.binary:
                 for s in self.scenarios:
                     p_c = self.endpoint.control_rate + s.control_shift
@@ -445,77 +391,26 @@ class TrialDesign(SpecFile):
                                          "shifted control rate must stay > 0")
         return self
 
-    def _check_bayesian(self, a: Analysis) -> None:
-        fam = self.endpoint.family.value if self.endpoint is not None else "normal"
-        if a.method in (Method.bayesian, Method.robust_map):
-            if a.prior is None:
-                raise ValueError(f"analysis '{a.name}': {a.method.value} needs a prior")
-            if a.method is Method.robust_map and a.robust_weight is None:
-                raise ValueError(f"analysis '{a.name}': robust_map needs robust_weight")
-        for label, pr in (("prior", a.prior), ("treatment_prior", a.treatment_prior)):
-            if pr is None or fam not in PRIOR_FAMILY or pr.family == PRIOR_FAMILY[fam]:
-                continue
-            if pr.family != NON_CONJUGATE_FAMILY.get(fam):
-                allowed = " or ".join(f for f in (PRIOR_FAMILY[fam], NON_CONJUGATE_FAMILY.get(fam)) if f)
-                raise ValueError(f"analysis '{a.name}': a {fam} endpoint takes a {allowed} {label}, not {pr.family}")
-            if a.sampler != "mcmc":
-                raise ValueError(f"analysis '{a.name}': a {pr.family} {label} is not conjugate: set sampler: mcmc")
-            if a.method is Method.robust_map and label == "prior":
-                raise ValueError(f"analysis '{a.name}': robust_map robustifies a conjugate {PRIOR_FAMILY[fam]}; "
-                                 f"give the {pr.family} its own wide component (method: bayesian)")
-        if a.sampler == "mcmc" and a.method not in BAYESIAN_METHODS:
-            raise ValueError(f"analysis '{a.name}': sampler: mcmc applies to Bayesian methods, not {a.method.value}")
-        if a.method in (Method.power_prior, Method.commensurate):
-            h = a.historical
-            need = {"binary": "responders", "normal": "mean"}.get(fam)
-            if h is None or (need and getattr(h, need) is None):
-                raise ValueError(f"analysis '{a.name}': {a.method.value} needs historical: {{n, {need}}}")
-            if a.method is Method.power_prior and a.a0 is None:
-                raise ValueError(f"analysis '{a.name}': power_prior needs a0")
-            if a.method is Method.commensurate and a.kappa is None:
-                raise ValueError(f"analysis '{a.name}': commensurate needs kappa")
-        if a.method in BAYESIAN_METHODS and self.patients is not None:
-            raise ValueError(f"analysis '{a.name}': conjugate borrowing runs on parametric endpoints")
-
     @property
     def calibration_scenario(self) -> str | None:
-        """Scenario calibrating Bayesian thresholds (None when not calibrating): the first
-        with no effect (`null_effect`), no drift and no design prior."""
+        """Scenario calibrating Bayesian thresholds (None when not calibrating): the given
+        ``decision.calibrate_on``, else the first null scenario (`scales.scenario_kind`)."""
         if self.decision.calibrate_to_alpha is None:
             return None
         if self.decision.calibrate_on is not None:
             return self.decision.calibrate_on
-        nulls = self._null_effects()
-        for s in self.scenarios:
-            if s.effect in nulls and s.control_shift == 0 and s.effect_prior is None:
-                return s.name
-        return None
+        nulls = scales.scenarios_of_kind(self, scales.ScenarioKind.null)
+        return nulls[0] if nulls else None
+
+    @property
+    def scale(self) -> scales.EffectScale:
+        """How the design's effects are stated and estimated (`trials.scales`)."""
+        return scales.effect_scale(self)
 
     @property
     def null_effect(self) -> float:
-        """The ``effect`` of a scenario without treatment effect: 1 where effects are ratios
-        (count and time-to-event endpoints; odds, rate and hazard ratios of generator
-        patients with a binary, count or survival outcome), else 0 (differences). For
-        generator patients it reads the generator's outcome family."""
-        nulls = self._null_effects(strict=True)
-        return nulls[0]
-
-    def _null_effects(self, strict: bool = False) -> tuple[float, ...]:
-        """`null_effect`, or both candidates (0 and 1) while the generator cannot be loaded
-        yet (e.g. ``@validated``, replaced by the study pipeline) unless ``strict``."""
-        if self.endpoint is not None:
-            return (1.0,) if self.endpoint.family in (Family.count, Family.time_to_event) else (0.0,)
-        if self.patients.cutoff is not None:  # only survival generators take a cut-off
-            return (1.0,)
-        from insilico.trials.engine import generator_family
-
-        try:
-            fam = generator_family(self)
-        except (OSError, ValueError):
-            if strict:
-                raise
-            return (0.0, 1.0)
-        return (0.0,) if fam == "normal" else (1.0,)
+        """The ``effect`` of a scenario without treatment effect (1 for ratios, else 0)."""
+        return self.scale.null
 
     # ------------------------------------------------------------------ I/O
     def to_yaml(self) -> str:
@@ -525,17 +420,8 @@ class TrialDesign(SpecFile):
 
     @property
     def direction(self) -> str:
-        """Which side of the effect is benefit (explicit, or the endpoint's default; for
-        generator patients, 'less' for count and survival outcomes)."""
-        if self.decision.direction is not None:
-            return self.decision.direction
-        if self.endpoint is not None:
-            fam = self.endpoint.family.value
-        else:
-            from insilico.trials.engine import generator_family
-
-            fam = generator_family(self)
-        return "less" if fam in ("count", "time_to_event") else "greater"
+        """Which side of the effect is benefit: explicit, or the scale's default."""
+        return self.decision.direction if self.decision.direction is not None else self.scale.benefit
 
     @property
     def n_chunks(self) -> int:
@@ -556,7 +442,7 @@ class TrialDesign(SpecFile):
         v = self.arm_vector()
         return tuple(int((v == j).sum()) for j in range(len(self.arms)))
 
-    def arm_vector(self) -> "np.ndarray":
+    def arm_vector(self) -> np.ndarray:
         """Each patient's arm (0 = control, 1.. = treatments) in randomisation order: a
         deterministic interleaving, so that every interim look's patients are allocated
         as planned (each new patient goes to the arm furthest below its share)."""
@@ -588,11 +474,21 @@ class TrialDesign(SpecFile):
             return [(a.name, a, 1) for a in self.analyses]
         return [(f"{a.name}:{arm.name}", a, j) for a in self.analyses for j, arm in enumerate(self.arms) if j]
 
+    def per_comparison(self, alpha: float) -> float:
+        """A design-wide error rate split over the treatment-vs-control comparisons."""
+        k = len(self.arms) - 1
+        return alpha / k if self.decision.multiplicity == "bonferroni" else alpha
+
     @property
     def comparison_alpha(self) -> float:
         """Significance level of each treatment-vs-control comparison."""
-        k = len(self.arms) - 1
-        return self.decision.alpha / k if self.decision.multiplicity == "bonferroni" else self.decision.alpha
+        return self.per_comparison(self.decision.alpha)
+
+    @property
+    def calibration_alpha(self) -> float | None:
+        """The one-sided type I error each comparison's threshold is calibrated to (or None)."""
+        a = self.decision.calibrate_to_alpha
+        return None if a is None else self.per_comparison(a)
 
     @property
     def looks(self) -> list[int]:
@@ -616,3 +512,18 @@ class TrialDesign(SpecFile):
         return group_sequential_design(rates, alpha=self.comparison_alpha,
                                        type_of_design={"obrien_fleming": "asOF", "pocock": "asP"}[ss.spending],
                                        futility=futility)
+
+
+def check_runnable(design: TrialDesign) -> None:
+    """Checks that need the design's generator (resolved and saved): every analysis applies
+    to its outcome family, and a calibrated design has a null scenario. `engine.run` calls
+    it, so every design that passes validation runs."""
+    if not scales.known(design):
+        raise ValueError(f"patients.generator is still {scales.UNRESOLVED!r}: the study pipeline replaces it "
+                         "with the validated generator; give a fitted generator's folder to simulate alone")
+    family = design.scale.family
+    for a in design.analyses:
+        method_of(a).check(a, design, family)
+    if design.decision.calibrate_to_alpha is not None and design.calibration_scenario is None:
+        raise ValueError("decision.calibrate_to_alpha needs a null scenario (no effect, no drift) or "
+                         "decision.calibrate_on naming one")

@@ -39,7 +39,7 @@ from typing import Literal
 import numpy as np
 from scipy import special, stats
 
-from .analyses import _finish
+from .analyses import finish
 
 RIDGE = 1e-8
 r"""Default ridge added to the logistic Hessian's slope block (separation safety).
@@ -682,7 +682,7 @@ def hybrid_normal(y: np.ndarray, arm: np.ndarray, y_ext: np.ndarray, X: np.ndarr
     var_c = sigma**2 / (n_c + E)
     est = t.mean(axis=1) - mu_c
     sd = np.sqrt(sigma**2 / n_t + var_c)
-    out = _finish(est, sd, None, alpha, sided, direction, level)
+    out = finish(est, sd, None, alpha, sided, direction, level)
     post, p, decision = _posterior_tail(stats.norm.cdf(est / sd), alpha, sided, direction)
     out.update(p_value=p, decision=decision, posterior_prob=post, prior_ess=E, weights_ess=kish,
                ps_converged=ok)
@@ -731,7 +731,7 @@ def hybrid_binary(y: np.ndarray, arm: np.ndarray, y_ext: np.ndarray, X: np.ndarr
 
     (m_t, v_t), (m_c, v_c) = mean_var(a_t, b_t), mean_var(a_c, b_c)
     est, sd = m_t - m_c, np.sqrt(v_t + v_c)
-    out = _finish(est, sd, None, alpha, sided, direction, level)
+    out = finish(est, sd, None, alpha, sided, direction, level)
     post, p, decision = _posterior_tail(prob_beta_greater(a_t, b_t, a_c, b_c), alpha, sided, direction)
     out.update(p_value=p, decision=decision, posterior_prob=post, prior_ess=prior["ess"], weights_ess=kish,
                ps_converged=ok)
@@ -928,7 +928,7 @@ def external_normal(y: np.ndarray, y_ext: np.ndarray, X: np.ndarray | None = Non
         std_error = np.sqrt(y.var(axis=1, ddof=1) / n + var0)
     else:
         std_error = np.sqrt(_att_sandwich_var(fit, y, y_ext, w, capped, mu1, mu0, ridge))
-    out = _finish(est, std_error, None, alpha, sided, direction, level)
+    out = finish(est, std_error, None, alpha, sided, direction, level)
     out.update(weights_ess=_kish(w), ps_converged=ok)
     return out
 

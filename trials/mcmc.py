@@ -17,7 +17,7 @@ plus the log-Jacobian of the transform) and the likelihood through the arm summa
 The model is compiled once per (family, prior kinds and sizes, R) and process (nutpie,
 numba backend); every call swaps the values of its ``pm.Data`` containers (data,
 standardisation and prior parameters) with ``CompiledPyMCModel.with_data``, as
-`validation.sbc` does.  The sampler is seeded from ``seed``: same seed, same numbers.
+`insilico.validation.sbc` does.  The sampler is seeded from ``seed``: same seed, same numbers.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def _prior_on_scale(prior, family: str, arm: str) -> tuple[str, np.ndarray, np.n
         allowed = sorted(c.__name__ for c, (f, _) in _PRIOR_KINDS.items() if f == family)
         raise ValueError(f"the {arm} prior is a {type(prior).__name__}, which does not fit the {family} "
                          f"outcome family (use {' or '.join(allowed)})")
-    if isinstance(prior, bw._Mixture) and prior.batch_shape != ():
+    if isinstance(prior, bw.MixtureBase) and prior.batch_shape != ():
         raise ValueError(f"the {arm} prior must be a single mixture (batch_shape ()), got batch_shape "
                          f"{prior.batch_shape}")
     live = prior.weights > 0

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .analyses import _finish
+from .analyses import finish
 
 
 def cumulative_hazard_inverse(target: np.ndarray, model: dict, out: np.ndarray | None = None) -> np.ndarray:
@@ -285,6 +285,18 @@ def risk_sets(raw: dict[str, np.ndarray], cuts: np.ndarray, code: np.ndarray, ke
     return {name: np.concatenate([part[i] for part in parts]) for i, name in enumerate(names)}
 
 
+def comparison_risk_sets(view: dict) -> dict:
+    """`risk_sets` of one look's comparison (``view``, see `insilico.trials.looks`) at every
+    look, computed once per chunk and shared by the looks and the risk-set tests."""
+    j = view["comparison"]
+    cache = view["risk_cache"]
+    if j not in cache:
+        arm = view["arm_all"]
+        code = np.where(arm == j, 1, np.where(arm == 0, 0, -1))
+        cache[j] = risk_sets(view["raw_times"], view["cuts"], code, view["keep_risk_sets"], view["stop"])
+    return cache[j]
+
+
 def _blocks(R: int, n: int, cells: int = 1 << 16) -> list[slice]:
     """Row blocks of about ``cells`` patients: a block's sort keys and the kernel's
     reads stay in the processor's cache (about 15 % faster than whole chunks)."""
@@ -309,7 +321,7 @@ def logrank_at(risk: dict, k: int, **d) -> dict[str, np.ndarray]:
     ratio U / V with se 1 / sqrt(V)."""
     V = risk["V"][:, k]
     V = np.where(V > 0, V, np.nan)
-    return _finish(risk["U"][:, k] / V, 1 / np.sqrt(V), None, **d)
+    return finish(risk["U"][:, k] / V, 1 / np.sqrt(V), None, **d)
 
 
 def cox_score(time: np.ndarray, event: np.ndarray, arm: np.ndarray, iterations: int = 25,
@@ -342,10 +354,10 @@ def cox_at(risk: dict, k: int, iterations: int = 25, **d) -> dict[str, np.ndarra
     r = np.exp(beta)[:, None]
     p = r * f / (1 - f + r * f)
     info = (p * (1 - p) * mask).sum(axis=1)
-    out = _finish(beta, 1 / np.sqrt(np.where(info > 0, info, np.nan)), None, **d)
+    out = finish(beta, 1 / np.sqrt(np.where(info > 0, info, np.nan)), None, **d)
     U = (treated - f * mask).sum(axis=1)  # the score test at beta = 0 is the log-rank test (Breslow variance)
     V = (f * (1 - f) * mask).sum(axis=1)
-    score_test = _finish(U / np.where(V > 0, V, np.nan), 1 / np.sqrt(np.where(V > 0, V, np.nan)), None, **d)
+    score_test = finish(U / np.where(V > 0, V, np.nan), 1 / np.sqrt(np.where(V > 0, V, np.nan)), None, **d)
     out["p_value"], out["decision"] = score_test["p_value"], score_test["decision"]
     return out
 

@@ -15,14 +15,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from insilico.validation.metrics import _same_length, _vector, calibration, concordance
+from insilico.common.errors import InputError
+from insilico.validation.metrics import as_vector, calibration, concordance, same_length
 
 
 def _pairs(observed, predicted, min_n: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    y, p = _vector(observed, "observed"), _vector(predicted, "predicted")
-    _same_length(observed=y, predicted=p)
+    y, p = as_vector(observed, "observed"), as_vector(predicted, "predicted")
+    same_length(observed=y, predicted=p)
     if len(y) < min_n:
-        raise ValueError(f"observed: at least {min_n} subjects needed, got {len(y)}")
+        raise InputError(f"observed: at least {min_n} subjects needed, got {len(y)}")
     return y, p
 
 
@@ -37,7 +38,7 @@ def continuous_agreement(observed, predicted, level: float = 0.95) -> dict:
     """
     y, p = _pairs(observed, predicted)
     if not 0 < level < 1:
-        raise ValueError(f"level: expected 0 < level < 1, got {level}")
+        raise InputError(f"level: expected 0 < level < 1, got {level}")
     n = len(y)
     d = p - y
     bias, sd = float(d.mean()), float(d.std(ddof=1))
@@ -85,13 +86,13 @@ def binary_agreement(observed, predicted_probability, thresholds=(0.5,), level: 
     """
     y, p = _pairs(observed, predicted_probability)
     if not np.all((y == 0) | (y == 1)):
-        raise ValueError("observed: expected 0/1 outcomes")
+        raise InputError("observed: expected 0/1 outcomes")
     if np.any((p < 0) | (p > 1)):
-        raise ValueError("predicted_probability: expected probabilities in [0, 1]")
+        raise InputError("predicted_probability: expected probabilities in [0, 1]")
     rows = []
     for thr in np.atleast_1d(np.asarray(thresholds, dtype=float)):
         if not 0 <= thr <= 1:
-            raise ValueError(f"thresholds: {thr} is not a probability")
+            raise InputError(f"thresholds: {thr} is not a probability")
         pos = p >= thr
         tp, fp = int(np.sum(pos & (y == 1))), int(np.sum(pos & (y == 0)))
         fn, tn = int(np.sum(~pos & (y == 1))), int(np.sum(~pos & (y == 0)))
@@ -107,18 +108,18 @@ def _read(path, role: str, id_column: str) -> pd.DataFrame:
     try:
         df = pd.read_csv(path, dtype=str, skipinitialspace=True)
     except pd.errors.EmptyDataError:
-        raise ValueError(f"{role} file {Path(path).name}: empty file") from None
+        raise InputError(f"{role} file {Path(path).name}: empty file") from None
     if df.empty:
-        raise ValueError(f"{role} file {Path(path).name}: header but no rows")
+        raise InputError(f"{role} file {Path(path).name}: header but no rows")
     if id_column not in df.columns:
-        raise ValueError(f"{role} file {Path(path).name}: no id column {id_column!r} "
+        raise InputError(f"{role} file {Path(path).name}: no id column {id_column!r} "
                          f"(columns: {', '.join(df.columns)})")
     ids = df[id_column].str.strip()
     if ids.isna().any():
-        raise ValueError(f"{role} file {Path(path).name}: {int(ids.isna().sum())} row(s) without an id")
+        raise InputError(f"{role} file {Path(path).name}: {int(ids.isna().sum())} row(s) without an id")
     dup = ids[ids.duplicated()].unique()
     if len(dup):
-        raise ValueError(f"{role} file {Path(path).name}: {len(dup)} duplicated id(s), e.g. "
+        raise InputError(f"{role} file {Path(path).name}: {len(dup)} duplicated id(s), e.g. "
                          f"{', '.join(map(repr, dup[:5]))}")
     return df.assign(**{id_column: ids})
 
@@ -128,17 +129,17 @@ def _value(df: pd.DataFrame, column: str | None, role: str, path, id_column: str
     if column is None:
         others = [c for c in df.columns if c != id_column]
         if len(others) != 1:
-            raise ValueError(f"{role} file {name}: expected one value column besides {id_column!r}, found "
+            raise InputError(f"{role} file {name}: expected one value column besides {id_column!r}, found "
                              f"{len(others)} ({', '.join(others) or 'none'}); pass value_column")
         column = others[0]
     if column not in df.columns:
-        raise ValueError(f"{role} file {name}: no value column {column!r} (columns: {', '.join(df.columns)})")
+        raise InputError(f"{role} file {name}: no value column {column!r} (columns: {', '.join(df.columns)})")
     raw = df[column]
     vals = pd.to_numeric(raw.str.strip(), errors="coerce")
     bad = vals.isna()
     if bad.any():
         ids = df.loc[bad, id_column].tolist()
-        raise ValueError(f"{role} file {name}: column {column!r} has {int(bad.sum())} missing or non-numeric "
+        raise InputError(f"{role} file {name}: column {column!r} has {int(bad.sum())} missing or non-numeric "
                          f"value(s), e.g. id(s) {', '.join(map(repr, ids[:5]))}")
     return pd.Series(vals.to_numpy(dtype=float), index=df[id_column].to_numpy())
 
@@ -155,7 +156,7 @@ def read_twin_pair(predictions_csv, observed_csv, id_column: str = "id", value_c
     """
     if isinstance(value_column, (tuple, list)):
         if len(value_column) != 2:
-            raise ValueError("value_column: expected a name or a (predictions, observed) pair")
+            raise InputError("value_column: expected a name or a (predictions, observed) pair")
         col_p, col_o = value_column
     else:
         col_p = col_o = value_column
@@ -171,6 +172,6 @@ def read_twin_pair(predictions_csv, observed_csv, id_column: str = "id", value_c
             parts.append(f"{len(only_p)} id(s) only in the predictions (e.g. {', '.join(map(repr, only_p[:5]))})")
         if len(only_o):
             parts.append(f"{len(only_o)} id(s) only in the observations (e.g. {', '.join(map(repr, only_o[:5]))})")
-        raise ValueError(f"{id_column}: unmatched ids: " + "; ".join(parts))
+        raise InputError(f"{id_column}: unmatched ids: " + "; ".join(parts))
     return pd.DataFrame({id_column: vp.index, "predicted": vp.to_numpy(),
                          "observed": vo.reindex(vp.index).to_numpy()})

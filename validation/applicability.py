@@ -16,16 +16,22 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
 from insilico.validation.fidelity import numeric_view
-from insilico.validation.privacy import NUMERIC, _canonical, _check_columns, _check_table, shared_levels
+from insilico.validation.privacy import (
+    NUMERIC,
+    canonical_levels,
+    check_columns,
+    check_table,
+    shared_levels,
+)
 
 PROPENSITY_RANGE = (1.0, 99.0)  # percentiles of the reference propensities taken as its support
 
 
 def _prepare(target: pd.DataFrame, reference: pd.DataFrame, columns: dict[str, str]):
-    _check_columns(columns)
-    _check_table(target, columns, "target")
-    _check_table(reference, columns, "reference")
-    return _canonical(target, columns), _canonical(reference, columns)
+    check_columns(columns)
+    check_table(target, columns, "target")
+    check_table(reference, columns, "reference")
+    return canonical_levels(target, columns), canonical_levels(reference, columns)
 
 
 def _standardised(target: pd.DataFrame, reference: pd.DataFrame, columns: dict[str, str]):

@@ -129,6 +129,7 @@ def assess(plan: CredibilityPlan, records: list[EvidenceRecord], *, frozen, data
         "overall": {"adequate": adequate, "summary": summary, "gaps": gaps, "counts": n},
         "deviations": deviations,
         "categories": {c: keys for c, keys in categories.items() if keys},
+        "category_order": list(CATEGORIES),
         "judgements": {k: (judgements or {}).get(k) for k in plan.judgements},
         "traceability": [{"sub_model": r.sub_model, "factor": r.factor, "metric": r.metric,
                           "threshold": r.threshold_text, "record": r.key, "value": r.value, "passed": r.passed,

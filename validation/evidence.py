@@ -9,7 +9,6 @@ SHA-256) and the MLflow run that produced it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -17,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
+
+from insilico.common.files import write_text
+from insilico.common.jsonable import jsonable
 
 # ASME V&V 40-2018 credibility factors (exact names), by group; plus the calibration
 # factor that practice adds (REGULATORY.md §1).
@@ -93,6 +95,10 @@ def _num(x: float) -> str:
     return f"{x:g}"
 
 
+#: fields `EvidenceRecord.to_dict` derives from the others
+DERIVED = ("key", "threshold_text")
+
+
 @dataclass
 class EvidenceRecord:
     """One metric of one check, with its verdict against a pre-set threshold.
@@ -134,10 +140,17 @@ class EvidenceRecord:
         return Threshold(**self.threshold).describe() if self.threshold else "—"
 
     def to_dict(self) -> dict:
+        """The record as JSON data, with its ``key`` and ``threshold_text`` written out, so
+        that readers (reports, the package check) need no code of this module."""
         d = asdict(self)
         if d["value"] is not None and not math.isfinite(d["value"]):
             d["value"] = None  # JSON has no NaN: a missing value is a failed or absent check
-        return d
+        return {**d, "key": self.key, "threshold_text": self.threshold_text}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EvidenceRecord:
+        """A record from `to_dict` output (the derived ``key`` and ``threshold_text`` dropped)."""
+        return cls(**{k: v for k, v in d.items() if k not in DERIVED})
 
 
 def record(*, factor: str, sub_model: str, check: str, metric: str, value: float | None,
@@ -153,41 +166,9 @@ def record(*, factor: str, sub_model: str, check: str, metric: str, value: float
                           detail=detail or {})
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | Path) -> str:
-    """SHA-256 of a file (artifacts, inputs, package members)."""
-    with open(path, "rb") as f:
-        return sha256_stream(f)[0]
-
-
-def sha256_stream(f) -> tuple[str, int]:
-    """SHA-256 and size of a binary stream, read in 1 MiB blocks."""
-    h, size = hashlib.sha256(), 0
-    for block in iter(lambda: f.read(1 << 20), b""):
-        h.update(block)
-        size += len(block)
-    return h.hexdigest(), size
-
-
 def write_records(records: list[EvidenceRecord], path: str | Path) -> Path:
-    path = Path(path)
-    path.write_text(json.dumps([r.to_dict() for r in records], indent=2, default=jsonable))
-    return path
+    return write_text(path, json.dumps([r.to_dict() for r in records], indent=2, default=jsonable))
 
 
 def read_records(path: str | Path) -> list[EvidenceRecord]:
-    return [EvidenceRecord(**d) for d in json.loads(Path(path).read_text())]
-
-
-def jsonable(o: object):
-    """``json.dumps`` default for numpy scalars and arrays and paths; anything else is an error."""
-    if hasattr(o, "item") and getattr(o, "ndim", 0) == 0:
-        return o.item()
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    return [EvidenceRecord.from_dict(d) for d in json.loads(Path(path).read_text())]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from insilico.virtual_patients.encoding import level_key
+from insilico.common.tables import level_key
 
 
 def numeric_view(df: pd.DataFrame, columns: dict[str, str], levels: dict[str, list] | None = None) -> pd.DataFrame:
@@ -32,7 +32,7 @@ def numeric_view(df: pd.DataFrame, columns: dict[str, str], levels: dict[str, li
     return pd.DataFrame(out)
 
 
-def _pair(real: pd.DataFrame, synth: pd.DataFrame, columns: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def numeric_pair(real: pd.DataFrame, synth: pd.DataFrame, columns: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     levels = {n: sorted(set(real[n].map(level_key)) | set(synth[n].map(level_key)))
               for n, k in columns.items() if k in ("binary", "categorical")}
     return numeric_view(real, columns, levels), numeric_view(synth, columns, levels)
@@ -43,7 +43,7 @@ def balance_table(real: pd.DataFrame, synth: pd.DataFrame, columns: dict[str, st
 
     SMD = (mean_synth - mean_real) / sqrt((var_real + var_synth) / 2).
     """
-    r, s = _pair(real, synth, columns)
+    r, s = numeric_pair(real, synth, columns)
     mr, ms = r.mean(), s.mean()
     vr, vs = r.var(ddof=1), s.var(ddof=1)
     pooled = np.sqrt((vr + vs) / 2)
@@ -58,7 +58,7 @@ def correlation_difference(real: pd.DataFrame, synth: pd.DataFrame, columns: dic
     Rank correlation, as SIMCor uses: Pearson correlations of heavy-tailed lab values
     hinge on a few extreme patients and would measure those, not the dependence.
     """
-    r, s = _pair(real, synth, columns)
+    r, s = numeric_pair(real, synth, columns)
     keep = [c for c in r.columns if r[c].std() > 0 and s[c].std() > 0]
     diff = (r[keep].corr(method="spearman") - s[keep].corr(method="spearman")).abs().to_numpy()
     return float(np.nanmax(diff))

@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit, logit
 
-from insilico.validation.fidelity import _pair, kaplan_meier, km_steps
+from insilico.validation.fidelity import kaplan_meier, km_steps, numeric_pair
 
 KINDS = ("continuous", "count", "binary", "categorical")
 
@@ -37,7 +37,7 @@ def _check_tables(real: pd.DataFrame, synth: pd.DataFrame, columns: dict[str, st
             raise ValueError(f"{label}: table has no rows")
 
 
-def _vector(x, name: str) -> np.ndarray:
+def as_vector(x, name: str) -> np.ndarray:
     a = np.asarray(x, dtype=float).ravel()
     if a.size == 0:
         raise ValueError(f"{name}: empty")
@@ -46,16 +46,16 @@ def _vector(x, name: str) -> np.ndarray:
     return a
 
 
-def _same_length(**arrays: np.ndarray) -> None:
+def same_length(**arrays: np.ndarray) -> None:
     lengths = {k: len(v) for k, v in arrays.items()}
     if len(set(lengths.values())) > 1:
         raise ValueError("arguments differ in length: " + ", ".join(f"{k}={n}" for k, n in lengths.items()))
 
 
 def _survival_input(time, event, name: str) -> tuple[np.ndarray, np.ndarray]:
-    t = _vector(time, f"time{name}")
-    e = _vector(event, f"event{name}")
-    _same_length(**{f"time{name}": t, f"event{name}": e})
+    t = as_vector(time, f"time{name}")
+    e = as_vector(event, f"event{name}")
+    same_length(**{f"time{name}": t, f"event{name}": e})
     if np.any(t < 0):
         raise ValueError(f"time{name}: negative time(s)")
     if not np.all((e == 0) | (e == 1)):
@@ -98,7 +98,7 @@ def ks_wasserstein(real: pd.DataFrame, synth: pd.DataFrame, columns: dict[str, s
     Missing values are dropped per column.
     """
     _check_tables(real, synth, columns)
-    r, s = _pair(real, synth, columns)
+    r, s = numeric_pair(real, synth, columns)
     rows = {}
     for c in r.columns:
         x, y = r[c].dropna().to_numpy(), s[c].dropna().to_numpy()
@@ -145,7 +145,7 @@ def propensity_metrics(real: pd.DataFrame, synth: pd.DataFrame, columns: dict[st
     _check_tables(real, synth, columns)
     if int(folds) < 2:
         raise ValueError(f"folds: expected at least 2, got {folds}")
-    xr, xs, keep, counts = _complete_rows(*_pair(real, synth, columns))
+    xr, xs, keep, counts = _complete_rows(*numeric_pair(real, synth, columns))
     if min(len(xr), len(xs)) < folds:
         raise ValueError(f"folds: {folds} folds need at least {folds} complete rows in each table")
     x = np.vstack([xr, xs])
@@ -188,7 +188,7 @@ def mahalanobis_qq(real: pd.DataFrame, synth: pd.DataFrame, columns: dict[str, s
     Complete cases only.
     """
     _check_tables(real, synth, columns)
-    xr, xs, keep, counts = _complete_rows(*_pair(real, synth, columns))
+    xr, xs, keep, counts = _complete_rows(*numeric_pair(real, synth, columns))
     mean = xs.mean(axis=0)
     cov = np.atleast_2d(np.cov(xs, rowvar=False))
     p = int(np.linalg.matrix_rank(cov))
@@ -222,7 +222,7 @@ def km_distance(time_r, event_r, time_s, event_s, grid=None) -> float:
     """
     tr, er = _survival_input(time_r, event_r, "_r")
     ts, es = _survival_input(time_s, event_s, "_s")
-    g = np.union1d(tr[er == 1], ts[es == 1]) if grid is None else _vector(grid, "grid")
+    g = np.union1d(tr[er == 1], ts[es == 1]) if grid is None else as_vector(grid, "grid")
     if g.size == 0:
         return 0.0
     return float(np.max(np.abs(kaplan_meier(tr, er, g) - kaplan_meier(ts, es, g))))
@@ -354,9 +354,9 @@ def calibration(observed, predicted, kind: str, bins: int = 10) -> dict:
     ``table``: per quantile group of the prediction (deciles), mean predicted, observed
     mean (rate), its se and n.
     """
-    y = _vector(observed, "observed")
-    p = _vector(predicted, "predicted")
-    _same_length(observed=y, predicted=p)
+    y = as_vector(observed, "observed")
+    p = as_vector(predicted, "predicted")
+    same_length(observed=y, predicted=p)
     if len(y) < 3:
         raise ValueError(f"observed: calibration needs at least 3 pairs, got {len(y)}")
     if kind == "continuous":
@@ -396,9 +396,9 @@ def concordance(time_or_y, score, event=None) -> float:
     predicted *times*: pass -score there). Chunked O(n^2) numpy over event rows.
     Binary: the Mann-Whitney form of the AUC with mid-ranks, so tied scores count 1/2.
     """
-    s = _vector(score, "score")
-    y = _vector(time_or_y, "time_or_y")
-    _same_length(time_or_y=y, score=s)
+    s = as_vector(score, "score")
+    y = as_vector(time_or_y, "time_or_y")
+    same_length(time_or_y=y, score=s)
     if event is None:
         if not np.all((y == 0) | (y == 1)):
             raise ValueError("time_or_y: without `event`, expected a 0/1 outcome (for survival pass event=)")
@@ -427,8 +427,8 @@ def concordance(time_or_y, score, event=None) -> float:
 
 def interval_coverage(observed, lower, upper) -> float:
     """Share of observations inside their predictive interval [lower, upper] (ends included)."""
-    y, lo, hi = _vector(observed, "observed"), _vector(lower, "lower"), _vector(upper, "upper")
-    _same_length(observed=y, lower=lo, upper=hi)
+    y, lo, hi = as_vector(observed, "observed"), as_vector(lower, "lower"), as_vector(upper, "upper")
+    same_length(observed=y, lower=lo, upper=hi)
     if np.any(lo > hi):
         raise ValueError(f"lower/upper: {int(np.sum(lo > hi))} interval(s) with lower > upper")
     return float(np.mean((y >= lo) & (y <= hi)))

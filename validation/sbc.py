@@ -153,50 +153,6 @@ class SBCResult:
         }
 
 
-# ---------------------------------------------------------------------- simulation
-def _observed_containers(model) -> dict[str, str]:
-    """Observed RV name -> name of the pm.Data container holding its values."""
-    from pytensor.graph.traversal import ancestors
-
-    data = set(model.data_vars)
-    out = {}
-    for rv in model.observed_RVs:
-        found = [v for v in ancestors([model.rvs_to_values[rv]]) if v in data]
-        if len(found) != 1:
-            raise ValueError(f"observed variable '{rv.name}' is not stored in one pm.Data container; "
-                             "build the model with its observed values as pm.Data to refit it per replicate")
-        out[rv.name] = found[0].name
-    return out
-
-
-def prior_predictive(model) -> Simulator:
-    """Forward simulator of a PyMC model, compiled once: rng -> (theta, data).
-
-    ``theta`` holds every free random variable and deterministic at a prior draw;
-    ``data`` the matching draw of every observed variable, keyed by its pm.Data container.
-    Potentials are not simulated (as in ``pm.sample_prior_predictive``): a likelihood
-    written as a Potential needs its own simulator that fills its data containers.
-    """
-    from pymc.pytensorf import compile, find_rng_nodes, reseed_rngs
-
-    containers = _observed_containers(model)
-    params = list(model.free_RVs) + list(model.deterministics)
-    outputs = params + list(model.observed_RVs)
-    with model:
-        fn = compile(inputs=[], outputs=outputs, random_seed=False)
-    rngs = find_rng_nodes(fn.maker.fgraph.outputs)
-
-    def simulate(rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        reseed_rngs(rngs, rng.integers(0, 2**63, size=4))
-        values = fn()
-        theta = {v.name: np.asarray(x) for v, x in zip(params, values[: len(params)], strict=True)}
-        data = {containers[v.name]: np.asarray(x)
-                for v, x in zip(model.observed_RVs, values[len(params):], strict=True)}
-        return theta, data
-
-    return simulate
-
-
 # ---------------------------------------------------------------------- the loop
 def _flat_names(name: str, shape: tuple[int, ...]) -> list[str]:
     if not shape:
@@ -208,13 +164,14 @@ class SBC:
     """SBC of one PyMC model: compiled once on construction, run with `run`.
 
     ``model``: a PyMC model whose observed values are pm.Data containers (the refit model).
-    ``simulate``: rng -> (theta, data); default `prior_predictive(model)`. ``theta`` must
+    ``simulate``: rng -> (theta, data), e.g. the model's own forward simulator
+    (`insilico.virtual_patients.model.prior_predictive`). ``theta`` must
     hold every free random variable of ``model`` (its scalar elements are the parameters
     ranked); ``data`` a value for every pm.Data container except those named in
     ``fixed_data`` (e.g. a design matrix), which keep their current values.
     """
 
-    def __init__(self, model, simulate: Simulator | None = None, *, fixed_data: Iterable[str] = ()):
+    def __init__(self, model, simulate: Simulator, *, fixed_data: Iterable[str] = ()):
         import nutpie
 
         self.model = model
@@ -222,7 +179,7 @@ class SBC:
         unknown = self.fixed_data - {v.name for v in model.data_vars}
         if unknown:
             raise ValueError(f"fixed_data names {sorted(unknown)} are not pm.Data containers of the model")
-        self.simulate = simulate if simulate is not None else prior_predictive(model)
+        self.simulate = simulate
         self.params = [v.name for v in model.free_RVs]
         self.compiled = nutpie.compile_pymc_model(model, var_names=self.params)
 
@@ -302,10 +259,10 @@ class SBC:
                          np.array(seconds), settings)
 
 
-def run_sbc(model, simulate: Simulator | None = None, *, fixed_data: Iterable[str] = (), **kwargs) -> SBCResult:
+def run_sbc(model, simulate: Simulator, *, fixed_data: Iterable[str] = (), **kwargs) -> SBCResult:
     """`SBC(model, simulate, fixed_data=...).run(**kwargs)` in one call."""
     return SBC(model, simulate, fixed_data=fixed_data).run(**kwargs)
 
 
-__all__ = ["SBC", "SBCResult", "bin_counts", "default_bins", "prior_predictive", "rank_statistics",
+__all__ = ["SBC", "SBCResult", "bin_counts", "default_bins", "rank_statistics",
            "rank_uniformity", "run_sbc", "thin_indices"]

@@ -25,31 +25,18 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from insilico.validation.contract import (
-    _NEEDS_COLUMN,
-    _NEEDS_NOTHING,
-    _NEEDS_NUMERIC,
-    _SHOW_VALUES,
+from insilico.common.tables import Column, TableSchema
+
+from . import gx
+from .contract import at_most_missing, not_null, run_contract, schema_of
+from .gx import (
+    NEEDS_COLUMN,
+    NEEDS_NOTHING,
+    NEEDS_NUMERIC,
+    SHOW_VALUES,
     ContractResult,
-    _applicable,
-    _at_most_missing,
-    _describe,
-    _failures,
-    _import_gx,
-    _labels,
-    _meta,
-    _missingness,
-    _not_null,
-    _numeric_columns,
-    _prepare,
-    _raised,
-    _rows,
-    _run_suite,
-    _show,
-    _spec_bounds,
-    _spec_expectations,
+    meta,
 )
-from insilico.virtual_patients.spec import GeneratorSpec
 
 if TYPE_CHECKING:
     from great_expectations.expectations import Expectation
@@ -106,14 +93,14 @@ def missing_limits(source_missingness: Mapping[str, float] | None, n: int, colum
     return limits
 
 
-def data_ranges(df: pd.DataFrame, spec: GeneratorSpec) -> dict[str, tuple[float, float]]:
-    """Observed [min, max] of each numeric spec column in `df` (e.g. the training data).
+def data_ranges(df: pd.DataFrame, rules: TableSchema | Any) -> dict[str, tuple[float, float]]:
+    """Observed [min, max] of each numeric column of `rules` in `df` (e.g. the training data).
 
     This is what a generator's meta can record for `check_cohort`'s ``ranges`` when the
     spec states no plausible range. Columns that are absent or hold no numbers are left out.
     """
     out = {}
-    for name in _numeric_columns(spec):
+    for name in schema_of(rules).numeric:
         if name in df.columns:
             values = pd.to_numeric(df[name], errors="coerce")
             if values.notna().any():
@@ -123,7 +110,7 @@ def data_ranges(df: pd.DataFrame, spec: GeneratorSpec) -> dict[str, tuple[float,
 
 def check_cohort(
     cohort: pd.DataFrame,
-    spec: GeneratorSpec,
+    rules: TableSchema | Any,
     source_missingness: dict[str, float] | None = None,
     ranges: dict[str, tuple[float, float]] | None = None,
 ) -> ContractResult:
@@ -141,8 +128,8 @@ def check_cohort(
     ----------
     cohort : pandas.DataFrame
         The virtual cohort, one row per virtual patient (as `Generator.sample_cohort` gives).
-    spec : GeneratorSpec
-        The spec of the generator that drew it.
+    rules : TableSchema or GeneratorSpec
+        The table rules of the generator that drew it (a spec stands for its ``table_schema()``).
     source_missingness : dict of str to float, optional
         Missing share per spec column in the source data: ``check_data(...).missingness``,
         or a generator's ``meta["missing"]["by_column"]`` counts over ``n_input``.
@@ -162,47 +149,34 @@ def check_cohort(
     """
     if not isinstance(cohort, pd.DataFrame):
         raise ValueError(f"cohort must be a pandas DataFrame, got {type(cohort).__name__}")
-    shares = _source_shares(source_missingness, spec)
-    bounds = _cohort_bounds(spec, ranges)
-    labels = _labels(spec)
+    schema = schema_of(rules)
+    shares = _source_shares(source_missingness, schema)
+    schema = schema.with_limits(ranges=_cohort_ranges(schema, ranges))
     n = len(cohort)
-    limits = missing_limits(shares, n, list(labels))
-    missing = {}
-    for name, label in labels.items():
-        s = shares.get(name, 0.0)
+    limits = missing_limits(shares, n, schema.names)
+
+    def missing(column: Column):
+        s = shares.get(column.name, 0.0)
         if s == 0.0:
-            missing[name] = _not_null(name, label)
-        else:
-            rule = (
-                f"at most {limits[name]:.1%} missing values allowed (source {s:.1%} "
-                f"+ {MISSING_TAIL_SE:g} binomial SE at {_rows(n)})"
-            )
-            missing[name] = _at_most_missing(name, label, limits[name], rule)
-    frame, duplicated = _prepare(cohort, spec)
-    expectations = [e for e in _spec_expectations(spec, labels, missing, bounds) if _applicable(e, frame)]
-    gx_result = _run_suite(frame, expectations, name="virtual_cohort_plausibility", source="virtual_cohort")
-    failures = [f"{labels[name]}: column appears more than once in the data" for name in duplicated]
-    failures += _failures(gx_result, frame, [str(c) for c in cohort.columns if c not in spec.columns])
-    return ContractResult(
-        success=not failures,
-        failures=failures,
-        missingness=_missingness(cohort, spec),
-        n_rows=n,
-        gx_result=gx_result,
-        title="Virtual cohort plausibility",
-    )
+            return not_null(column)
+        rule = (f"at most {limits[column.name]:.1%} missing values allowed (source {s:.1%} "
+                f"+ {MISSING_TAIL_SE:g} binomial SE at {gx.rows_text(n)})")
+        return at_most_missing(column, limits[column.name], rule)
+
+    return run_contract(cohort, schema, missing=missing, title="Virtual cohort plausibility",
+                        name="virtual_cohort_plausibility", source="virtual_cohort")
 
 
-def _source_shares(source_missingness: Mapping[str, float] | None, spec: GeneratorSpec) -> dict[str, float]:
+def _source_shares(source_missingness: Mapping[str, float] | None, schema: TableSchema) -> dict[str, float]:
     """Validated source missing shares, keyed by spec column."""
     if source_missingness is None:
         return {}
     if not isinstance(source_missingness, Mapping):
         kind = type(source_missingness).__name__
         raise ValueError(f"source_missingness must be a dict of column -> share, got {kind}")
-    unknown = sorted(str(k) for k in source_missingness if k not in spec.columns)
+    unknown = sorted(str(k) for k in source_missingness if k not in schema.names)
     if unknown:
-        raise ValueError(f"source_missingness: {unknown} are not columns of the spec (its columns: {spec.columns})")
+        raise ValueError(f"source_missingness: {unknown} are not columns of the spec (its columns: {schema.names})")
     shares = {}
     for name, share in source_missingness.items():
         if not _is_number(share) or not 0.0 <= float(share) <= 1.0:
@@ -211,14 +185,14 @@ def _source_shares(source_missingness: Mapping[str, float] | None, spec: Generat
     return shares
 
 
-def _cohort_bounds(spec: GeneratorSpec, ranges: Mapping[str, Any] | None) -> dict[str, tuple[float, float]]:
-    """The spec's ranges, plus `ranges` for numeric columns the spec gives none."""
-    bounds = _spec_bounds(spec)
+def _cohort_ranges(schema: TableSchema, ranges: Mapping[str, Any] | None) -> dict[str, tuple[float, float]]:
+    """Validated `ranges` for numeric columns (the schema's own range wins, `with_limits`)."""
+    bounds: dict[str, tuple[float, float]] = {}
     if ranges is None:
         return bounds
     if not isinstance(ranges, Mapping):
         raise ValueError(f"ranges must be a dict of column -> (min, max), got {type(ranges).__name__}")
-    numeric = _numeric_columns(spec)
+    numeric = schema.numeric
     for name, pair in ranges.items():
         if name not in numeric:
             raise ValueError(f"ranges: {name!r} is not a numeric column of the spec (numeric columns: {numeric})")
@@ -228,7 +202,7 @@ def _cohort_bounds(spec: GeneratorSpec, ranges: Mapping[str, Any] | None) -> dic
             raise ValueError(f"ranges[{name!r}] must be a pair (min, max), got {pair!r}") from None
         if not (_is_number(low) and _is_number(high)) or not float(low) <= float(high):
             raise ValueError(f"ranges[{name!r}] must be finite numbers with min <= max, got {pair!r}")
-        bounds.setdefault(name, (float(low), float(high)))  # the spec's own range wins
+        bounds[name] = (float(low), float(high))
     return bounds
 
 
@@ -291,7 +265,9 @@ def check_results(
         Largest acceptable MCSE per OC, e.g. ``{"power": 0.01, "type_i_error": 0.005}``.
     null_scenarios : sequence of str, optional
         Scenarios without an effect, for the ``power`` / ``type_i_error`` targets. By
-        default a cell is null when its OC ``true_effect`` is 0.
+        default the null and drift scenarios of the results' ``scenario_kind``
+        (`insilico.trials.scales`), else (results without it) the cells whose OC
+        ``true_effect`` is 0.
 
     Returns
     -------
@@ -321,8 +297,8 @@ def check_results(
         tables += _oc_tables(oc, R, targets, null)
     gx_results, failures = [], []
     for table in tables:
-        expectations = [e for e in table.expectations if _applicable(e, table.frame)]
-        gx_result = _run_suite(
+        expectations = [e for e in table.expectations if gx.applicable(e, table.frame)]
+        gx_result = gx.run_suite(
             table.frame, expectations, name=table.name, source="simulation_results", asset=table.name
         )
         gx_results.append(gx_result)
@@ -387,6 +363,8 @@ def _null_cells(oc: xr.Dataset, targets: dict[str, float], null_scenarios: Seque
         is_null = xr.DataArray([s in {str(x) for x in null_scenarios} for s in names], dims="scenario",
                                coords={"scenario": oc.get_index("scenario")})
         return is_null.broadcast_like(rate)
+    if "scenario_kind" in oc.coords:  # the engine's decision: null and drift scenarios have no effect
+        return (oc["scenario_kind"] != "alternative").broadcast_like(rate)
     if "true_effect" not in oc:
         raise ValueError("mcse_targets power/type_i_error: the OC Dataset has no true_effect; pass null_scenarios")
     truth = oc["true_effect"].broadcast_like(rate)
@@ -414,7 +392,7 @@ def _flatten(ds: xr.Dataset, dims: Sequence[str], names: Sequence[str]) -> pd.Da
 
 def _replicate_table(results: xr.Dataset, R: int) -> _Table:
     """Replicate-level rows and their expectations."""
-    gxe = _import_gx().expectations
+    gxe = gx.import_gx().expectations
     names = [str(v) for v in results.data_vars if set(results[v].dims) == set(REPLICATE_DIMS)]
     frame = _flatten(results, REPLICATE_DIMS, names)
     label = "replicate results"
@@ -423,23 +401,23 @@ def _replicate_table(results: xr.Dataset, R: int) -> _Table:
         return f'{label} "{name}"'
 
     found = [
-        gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=_meta(label, "must have at least 1 row", _NEEDS_NOTHING))
+        gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=meta(label, "must have at least 1 row", NEEDS_NOTHING))
     ]
     found += [
-        gxe.ExpectColumnToExist(column=name, meta=_meta(col(name), "variable must be present", _NEEDS_NOTHING))
+        gxe.ExpectColumnToExist(column=name, meta=meta(col(name), "variable must be present", NEEDS_NOTHING))
         for name in _REPLICATE_REQUIRED
     ]
     found += [
         gxe.ExpectCompoundColumnsToBeUnique(
             column_list=list(REPLICATE_DIMS),
-            meta=_meta(label, "one row per scenario x analysis x replicate", _NEEDS_NOTHING),
+            meta=meta(label, "one row per scenario x analysis x replicate", NEEDS_NOTHING),
         ),
         _between("replicate", col("replicate"), 0, R - 1, f"replicate index must run from 0 to {R - 1}"),
         _not_null("decision", col("decision")),
         gxe.ExpectColumnValuesToBeInSet(
             column="decision",
             value_set=[0, 1],
-            meta=_meta(col("decision"), "rejection indicator must be 0 or 1", _NEEDS_COLUMN),
+            meta=meta(col("decision"), "rejection indicator must be 0 or 1", NEEDS_COLUMN),
         ),
         _not_null("p_value", col("p_value")),
         _between("p_value", col("p_value"), 0, 1, "p-values must be in [0, 1]"),
@@ -471,17 +449,17 @@ def _cell_table(frame: pd.DataFrame, R: int) -> _Table:
 
 
 def _missing_text(missing: set) -> str:
-    shown = sorted(missing)[:_SHOW_VALUES]
+    shown = sorted(missing)[:SHOW_VALUES]
     if not shown:
         return ""
-    more = ", ..." if len(missing) > _SHOW_VALUES else ""
+    more = ", ..." if len(missing) > SHOW_VALUES else ""
     word = "replicate" if len(missing) == 1 else "replicates"
     return f"missing {word} " + ", ".join(str(i) for i in shown) + more
 
 
 def _oc_tables(oc: xr.Dataset, R: int, targets: dict[str, float], null: xr.DataArray | None) -> list[_Table]:
     """One table per set of dims in `oc`, with rate, MCSE, target and count expectations."""
-    gxe = _import_gx().expectations
+    gxe = gx.import_gx().expectations
     groups: dict[tuple, list[str]] = {}
     for name in oc.data_vars:
         groups.setdefault(tuple(oc[name].dims), []).append(str(name))
@@ -491,7 +469,7 @@ def _oc_tables(oc: xr.Dataset, R: int, targets: dict[str, float], null: xr.DataA
         tag = "_".join(dims) if dims else "scalar"
         found = [
             gxe.ExpectTableRowCountToBeBetween(
-                min_value=1, meta=_meta(f"OC table ({' x '.join(dims)})", "must have at least 1 row", _NEEDS_NOTHING)
+                min_value=1, meta=meta(f"OC table ({' x '.join(dims)})", "must have at least 1 row", NEEDS_NOTHING)
             )
         ]
         for name in names:
@@ -522,10 +500,15 @@ def _oc_tables(oc: xr.Dataset, R: int, targets: dict[str, float], null: xr.DataA
     return tables
 
 
+def _not_null(column: str, label: str) -> Expectation:
+    gxe = gx.import_gx().expectations
+    return gxe.ExpectColumnValuesToNotBeNull(column=column, meta=meta(label, "no missing values allowed", NEEDS_COLUMN))
+
+
 def _between(column: str, label: str, low: float | None, high: float | None, rule: str) -> Expectation:
-    gxe = _import_gx().expectations
+    gxe = gx.import_gx().expectations
     return gxe.ExpectColumnValuesToBeBetween(
-        column=column, min_value=low, max_value=high, meta=_meta(label, rule, _NEEDS_NUMERIC)
+        column=column, min_value=low, max_value=high, meta=meta(label, rule, NEEDS_NUMERIC)
     )
 
 
@@ -534,24 +517,24 @@ def _describe_rows(result: dict, table: _Table) -> str:
     """The contract's failure line, followed by the keys of the offending rows."""
     config = result["expectation_config"]
     outcome = result.get("result") or {}
-    if config["type"] == "expect_compound_columns_to_be_unique" and not _raised(result.get("exception_info") or {}):
+    if config["type"] == "expect_compound_columns_to_be_unique" and not gx.raised(result.get("exception_info") or {}):
         contract = config["meta"]["contract"]
-        repeated = _rows(outcome.get("unexpected_count", 0))
+        repeated = gx.rows_text(outcome.get("unexpected_count", 0))
         line = f"{contract['label']}: {contract['rule']}; found {repeated} with a repeated key"
     else:
-        line = _describe(result, table.frame, [])
+        line = gx.describe(result, table.frame, [])
     rows = [i for i in outcome.get("partial_unexpected_index_list") or [] if isinstance(i, int | np.integer)]
     if not rows or not table.keys:
         return line
-    where = ", ".join(_locate(table, int(i)) for i in rows[:_SHOW_VALUES])
-    more = ", ..." if len(rows) > _SHOW_VALUES else ""
+    where = ", ".join(_locate(table, int(i)) for i in rows[:SHOW_VALUES])
+    more = ", ..." if len(rows) > SHOW_VALUES else ""
     return f"{line} at {where}{more}"
 
 
 def _locate(table: _Table, row: int) -> str:
     """``(scenario "null", analysis "t-test", replicate 3)`` for one row of a table."""
     frame = table.frame
-    parts = [f"{key} {_show(_plain(frame.at[row, key]))}" for key in table.keys]
+    parts = [f"{key} {gx.show(_plain(frame.at[row, key]))}" for key in table.keys]
     note = frame.at[row, "missing_replicates"] if "missing_replicates" in frame.columns else ""
     return "(" + ", ".join(parts) + (f"; {note}" if note else "") + ")"
 

@@ -23,10 +23,14 @@ a binary covariate.
 from __future__ import annotations
 
 from enum import Enum
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from insilico.common.errors import InputError
+from insilico.common.specfile import SpecFile
 
 
 class EffectKind(str, Enum):
@@ -35,8 +39,8 @@ class EffectKind(str, Enum):
     emax = "emax"
 
 
-class TreatmentEffect(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class TreatmentEffect(SpecFile):
+    _kind: ClassVar[str] = "treatment effect"
 
     kind: EffectKind = Field(..., description="link_shift | hazard_ratio | emax")
     value: float | None = Field(None, description="link_shift: link-scale effect; hazard_ratio: HR > 0.")
@@ -66,9 +70,9 @@ class TreatmentEffect(BaseModel):
         if self.kind is EffectKind.hazard_ratio:
             return np.full(n, float(np.log(self.value)))
         if self.dose not in df.columns:
-            raise ValueError(f"the emax effect reads doses from column '{self.dose}', which the data lack")
+            raise InputError(f"the emax effect reads doses from column '{self.dose}', which the data lack")
         d = df[self.dose].to_numpy(dtype=float)
         if (d < 0).any() or not np.isfinite(d).all():
-            raise ValueError(f"dose column '{self.dose}' must hold finite doses >= 0")
+            raise InputError(f"dose column '{self.dose}' must hold finite doses >= 0")
         dh = d**self.hill
         return self.e0 + self.emax * dh / (self.ed50**self.hill + dh)

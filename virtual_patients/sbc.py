@@ -2,8 +2,10 @@
 
 Builds the generator's PyMC model exactly as `generator.fit` does, but with every
 observed value in a pm.Data container (`model.build_model(data_containers=True)`), and
-hands it to the generic engine `validation.sbc`. The design matrix D of the subsample is
+pairs it with its prior-predictive simulator. The design matrix D of the subsample is
 held fixed: the model treats D as known predictors, so SBC checks p(theta | data, D).
+The SBC loop itself is `insilico.validation.sbc`; `insilico.checks.sbc.sbc_for_spec`
+joins the two.
 
 Covariates and normal/bernoulli/poisson outcomes are simulated by PyMC's forward graph
 of the same model; survival outcomes (a Potential in the model) by the generator's own
@@ -15,14 +17,16 @@ simulator in `kernels.py` describe the same distribution.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from insilico.common.errors import InputError
+
 from . import kernels
 from .generator import drop_missing, model_inputs, select_rows
-from .model import OutcomeData, build_model, outcome_data_values
+from .model import OutcomeData, build_model, outcome_data_values, prior_predictive
 from .spec import GeneratorSpec
 
 DEFAULT_MAX_OBS = 200
@@ -42,11 +46,9 @@ def sbc_problem(spec: GeneratorSpec, data: pd.DataFrame, *, n_obs: int | None = 
                 seed: int = 0) -> SpecSBCProblem:
     """The spec's model on a seeded subsample of n_obs complete patients (default
     min(n, 200)), with data containers, and its prior-predictive simulator."""
-    from insilico.validation.sbc import prior_predictive
-
     absent = [c for c in spec.columns if c not in data.columns]
     if absent:
-        raise ValueError(f"the data lack the spec's columns {absent}")
+        raise InputError(f"the data lack the spec's columns {absent}")
     df, _ = drop_missing(select_rows(data, spec), spec)
     n = len(df)
     n_obs = min(n, DEFAULT_MAX_OBS) if n_obs is None else n_obs
@@ -84,33 +86,4 @@ def _with_survival(simulate: Callable, outcome: OutcomeData, scale: dict, D: np.
     return simulate_survival
 
 
-def sbc_for_spec(
-    spec: GeneratorSpec,
-    data: pd.DataFrame,
-    *,
-    replicates: int = 100,
-    n_obs: int | None = None,
-    seed: int = 0,
-    draws: int = 250,
-    tune: int = 250,
-    chains: int = 2,
-    L: int = 99,
-    bins: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
-):
-    """SBC of the spec's generator model on n_obs of its patients: `validation.sbc.SBCResult`.
-
-    Short chains (chains x draws, thinned to L) keep a refit of a small model well under
-    a second; the sampler's target acceptance is the spec's.
-    """
-    from insilico.validation.sbc import SBC
-
-    problem = sbc_problem(spec, data, n_obs=n_obs, seed=seed)
-    result = SBC(problem.model, problem.simulate).run(
-        replicates, seed=seed, draws=draws, tune=tune, chains=chains, L=L, bins=bins,
-        target_accept=spec.sampler.target_accept, progress=progress,
-    )
-    return replace(result, settings={**result.settings, "n_obs": problem.n_obs, "spec_hash": spec.hash()})
-
-
-__all__ = ["SpecSBCProblem", "sbc_for_spec", "sbc_problem"]
+__all__ = ["SpecSBCProblem", "sbc_problem"]

@@ -6,47 +6,14 @@ errors, and every error names the file, the key path and what was expected.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from enum import Enum
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-
-class SpecError(ValueError):
-    """A spec file could not be read or does not describe a valid generator."""
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SpecFile(_Frozen):
-    """A top-level spec: read from YAML with errors naming file and key path, hashed."""
-
-    _kind: ClassVar[str] = "spec"
-
-    def hash(self) -> str:
-        """SHA-256 of the canonical JSON form: the identity of what was specified."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
-
-    @classmethod
-    def from_dict(cls, data: Any, source: str | None = None):
-        source = source or f"<{cls._kind}>"
-        if not isinstance(data, dict):
-            raise SpecError(f"{source}: a {cls._kind} is a YAML mapping, got {type(data).__name__}")
-        try:
-            return cls.model_validate(data)
-        except ValidationError as err:
-            raise SpecError(format_validation_error(err, source)) from err
-
-    @classmethod
-    def from_yaml(cls, path: str | Path):
-        return cls.from_dict(read_yaml(path), source=str(path))
+from insilico.common.specfile import SpecFile, Strict
+from insilico.common.tables import Column, Group, Kind, TableSchema, level_key
 
 
 class CovariateType(str, Enum):
@@ -85,7 +52,7 @@ SURVIVAL_FAMILIES = frozenset({OutcomeFamily.weibull, OutcomeFamily.piecewise_ex
 Level = str | int | float
 
 
-class Covariate(_Frozen):
+class Covariate(Strict):
     name: str = Field(..., description="Column name in the patient-level data.")
     type: CovariateType = Field(..., description="continuous | binary | categorical | count")
     levels: list[Level] | None = Field(
@@ -125,7 +92,7 @@ class Covariate(_Frozen):
         return self
 
 
-class Censoring(_Frozen):
+class Censoring(Strict):
     """How virtual survival times are censored."""
 
     administrative: float | None = Field(
@@ -137,7 +104,7 @@ class Censoring(_Frozen):
     )
 
 
-class Outcome(_Frozen):
+class Outcome(Strict):
     family: OutcomeFamily = Field(..., description="normal | bernoulli | poisson | weibull | "
                                   "piecewise_exponential (both survival: right-censored, proportional hazards)")
     column: str | None = Field(None, description="Outcome column for normal, bernoulli and poisson outcomes.")
@@ -181,7 +148,7 @@ class Outcome(_Frozen):
         return [c for c in (self.column, self.time, self.event) if c is not None]
 
 
-class Priors(_Frozen):
+class Priors(Strict):
     """Priors, stated on the internal standardised scale (see `virtual_patients.model`)."""
 
     coefficient_sd: float = Field(
@@ -200,7 +167,7 @@ class Priors(_Frozen):
     )
 
 
-class Sampler(_Frozen):
+class Sampler(Strict):
     draws: int = Field(1000, ge=50, description="Posterior draws per chain kept after tuning.")
     tune: int = Field(1000, ge=50, description="Tuning (warm-up) iterations per chain.")
     chains: int = Field(4, ge=1, description="Independent chains (>= 2 for R-hat).")
@@ -253,25 +220,33 @@ class GeneratorSpec(SpecFile):
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_defaults=False), sort_keys=False)
 
-
-def read_yaml(path: str | Path) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"{path}: no such file")
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise SpecError(f"{path}: not valid YAML ({err})") from err
-
-
-def format_validation_error(err: ValidationError, source: str) -> str:
-    """One line per problem: file, key path, what was expected."""
-    lines = [f"{source}: {err.error_count()} problem(s) in the spec:"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key (not part of the schema; check its spelling)"
+    def table_schema(self) -> TableSchema:
+        """The rules data for this spec must satisfy (the data contract of
+        `insilico.validation.contract`): every column it reads, its role, its kind of
+        values and limits, in reporting order (id, study, covariates, outcome)."""
+        cols = []
+        if self.id is not None:
+            cols.append(Column(self.id, "id column", Kind.key, Group.key, unique=True))
+        if self.study is not None and self.study != self.id:
+            cols.append(Column(self.study, "study column", Kind.key, Group.key))
+        kinds = {CovariateType.continuous: Kind.numeric, CovariateType.count: Kind.count,
+                 CovariateType.binary: Kind.levels, CovariateType.categorical: Kind.levels}
+        for c in self.covariates:
+            numeric = c.type in (CovariateType.continuous, CovariateType.count)
+            cols.append(Column(
+                c.name, "covariate", kinds[c.type], Group.covariate,
+                levels=None if c.levels is None else tuple(level_key(v) for v in c.levels),
+                max_levels=2 if c.type is CovariateType.binary and c.levels is None else None,
+                range=tuple(c.range) if numeric and c.range is not None else None, max_missing=self.max_missing))
+        o = self.outcome
+        rng = tuple(o.range) if o.range is not None and o.family is not OutcomeFamily.bernoulli else None
+        if o.survival:
+            cols += [Column(o.time, "time column", Kind.time, Group.outcome, range=rng),
+                     Column(o.event, "event column", Kind.event, Group.outcome)]
+        elif o.family is OutcomeFamily.bernoulli:
+            cols.append(Column(o.column, "outcome column", Kind.levels, Group.outcome,
+                               levels=tuple(level_key(v) for v in (o.levels or [0, 1]))))
         else:
-            msg = e["msg"]
-        lines.append(f"  - {loc}: {msg}")
-    return "\n".join(lines)
+            kind = Kind.count if o.family is OutcomeFamily.poisson else Kind.numeric
+            cols.append(Column(o.column, "outcome column", kind, Group.outcome, range=rng))
+        return TableSchema(tuple(cols))

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import mlflow
+
 from insilico import tracking
 from insilico.validation.plan import diff_plans, plan_sha256
 
@@ -31,8 +33,6 @@ class Frozen:
 
 def find_frozen(name: str):
     """The earliest freeze run of plan ``name``, or None."""
-    import mlflow
-
     tracking.setup(EXPERIMENT)
     exp = mlflow.get_experiment_by_name(EXPERIMENT)
     runs = mlflow.search_runs([exp.experiment_id], filter_string=f"tags.`plan.name` = '{name}' and "
@@ -43,8 +43,6 @@ def find_frozen(name: str):
 
 def freeze(name: str, raw: bytes) -> Frozen:
     """Freeze the plan if it has never been frozen; else compare with the frozen version."""
-    import mlflow
-
     found = find_frozen(name)
     sha = plan_sha256(raw)
     if found is None:

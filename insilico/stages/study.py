@@ -3,69 +3,49 @@
 Stages, each a nested MLflow run under one parent run (``study <name>``):
 
 1. ``validate`` — the credibility plan frozen, the data contract, the generator fit, every
-   V&V check and the assessment (:func:`trials.credibility.validate_study`; the fit and
-   the design simulation are nested runs below it);
-2. ``twins`` — a synthetic control arm (released only through the privacy gate) and
-   drug-response twins of the study's real patients under the plan's effect;
-3. ``simulate`` — each extra trial design over its scenarios (designs, the plan's too, may
-   draw patients from the validated generator: ``patients: {generator: "@validated"}``);
+   V&V check and the assessment (`insilico.stages.validate`; the fit and the design
+   simulation are nested runs below it);
+2. ``twins`` — drug-response twins of the study's real patients under the plan's effect;
+3. ``simulate:<design>`` — each extra trial design over its scenarios (designs, the plan's
+   too, may draw patients from the validated generator: ``patients: {generator: "@validated"}``);
 4. ``reports`` — the credibility report and one simulation report per design (HTML + PDF);
-5. ``package`` — the submission package (`reports.package`).
+5. ``package`` — the submission package (`insilico.stages.package`).
 
 A stage is reused when its inputs have not changed: its key is the SHA-256 of everything
 it reads (study, plan, spec and design bytes, data hashes, seeds, upstream keys), stored
-in ``<out>/run.json``; a reused stage still gets a run, tagged ``reused=true``.
+in ``<out>/run.json``; a reused stage still gets a run, tagged ``reused=true``. The output
+folder's layout is `insilico.layout`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import logging
 import shutil
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+import mlflow
 
-from insilico.stages.fit import InputError  # noqa: F401 - raised by the stages, caught by the CLI
-from insilico.validation.plan import DataSource
+from insilico import tracking
+from insilico.checks.trial import resolve_generator
+from insilico.common.environment import package_versions
+from insilico.common.files import sha256_bytes, sha256_file, write_csv, write_text
+from insilico.layout import StudyFolder
+from insilico.simreport import simulation_report
+from insilico.sources import complete_cases, load_source
+from insilico.stages.evidence import credibility_report
+from insilico.stages.package import build_package
+from insilico.stages.simulate import simulate_design
+from insilico.stages.studyspec import Simulation, StudySpec, read_study, study_files
+from insilico.stages.validate import validate_study
+from insilico.validation.plan import read_plan
+from insilico.virtual_patients.effects import TreatmentEffect
+from insilico.virtual_patients.generator import Generator
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Twins(_Strict):
-    source: DataSource
-    effect: dict = Field(..., description="treatment-effect model ('insilico schema effect'), e.g. "
-                         "{kind: hazard_ratio, value: 0.7}")
-
-
-class Simulation(_Strict):
-    design: str = Field(..., description="trial design YAML, relative to the study file")
-    title: str | None = None
-    estimand: dict | None = Field(None, description="ICH E9(R1): population, treatment, variable, "
-                                  "intercurrent_events, summary_measure")
-
-
-class PackageSettings(_Strict):
-    include_patient_rows: bool = Field(False, description="put patient-level rows (synthetic cohorts) in the package")
-    file: str = Field("study.zip", description="package file name inside the output folder")
-
-
-class StudySpec(_Strict):
-    """A study: the credibility plan plus what to simulate, report and package."""
-
-    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
-    title: str
-    credibility_plan: str = Field(..., description="credibility plan YAML (`insilico schema plan`), relative "
-                                  "to the study file")
-    simulations: list[Simulation] = Field(default_factory=list, description="designs simulated beyond the plan's "
-                                          "trial model (the plan's design is always reported)")
-    twins: Twins | None = None
-    synthetic_control_arm: int | None = Field(None, gt=0, description="virtual patients in the released arm "
-                                              "(default: as many as the training rows)")
-    package: PackageSettings = PackageSettings()
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,231 +56,158 @@ class StudyOutcome:
     assessment: dict
 
 
-def read_study(path: str | Path) -> StudySpec:
-    from pydantic import ValidationError
-
-    from insilico.validation.plan import PlanError
-    from insilico.virtual_patients.spec import format_validation_error, read_yaml
-
-    path = Path(path)
-    data = read_yaml(path)
-    try:
-        study = StudySpec.model_validate(data)
-    except ValidationError as err:
-        raise PlanError(format_validation_error(err, str(path)).replace("in the spec", "in the study")) from err
-    for rel in [study.credibility_plan] + [s.design for s in study.simulations]:
-        if not (path.parent / rel).is_file():
-            raise PlanError(f"{path}: {rel!r} (relative to the study) does not exist")
-    return study
+def stage_key(*parts) -> str:
+    """SHA-256 of a stage's inputs (bytes as they are, anything else as canonical JSON)."""
+    return sha256_bytes(b"".join(p if isinstance(p, bytes) else json.dumps(p, sort_keys=True, default=str).encode()
+                                 for p in parts))
 
 
-def study_files(study_path: Path, study: StudySpec) -> list[Path]:
-    """The study file and every file it references (plan, spec, designs), for hashing and packaging."""
-    from insilico.validation.plan import read_plan
+@dataclass
+class _Stages:
+    """The stages of one run: each a nested MLflow run, skipped when its key is unchanged."""
 
-    base = study_path.parent
-    plan_path = base / study.credibility_plan
-    plan, _ = read_plan(plan_path)
-    files = [study_path, plan_path, plan_path.parent / plan.data.spec]
-    files += [plan_path.parent / s.design for s in plan.sub_models.values() if s.design]
-    files += [base / s.design for s in study.simulations]
-    for src in [plan.data.training, getattr(plan.data.comparator, "source", None), plan.data.target,
-                plan.data.replication.source if plan.data.replication else None]:
-        if src is not None and src.path:
-            files.append(plan_path.parent / src.path)
-    seen, out = set(), []
-    for f in files:
-        if f.resolve() not in seen:
-            seen.add(f.resolve())
-            out.append(f)
-    return out
+    previous: dict[str, str]
+    runs: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
 
-
-def _key(*parts) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(p if isinstance(p, bytes) else json.dumps(p, sort_keys=True, default=str).encode())
-    return h.hexdigest()
+    def run(self, name: str, key: str, output: Path, work: Callable[[], object]) -> None:
+        with mlflow.start_run(run_name=name, nested=True) as r:
+            mlflow.set_tags({"stage": name, "stage.key": key})
+            self.runs[name], self.keys[name] = r.info.run_id, key
+            if self.previous.get(name) == key and output.exists():
+                mlflow.set_tag("reused", "true")
+                logger.info("%s: inputs unchanged (key %s…), reusing %s", name, key[:12], output.parent)
+                return
+            try:
+                work()
+            except BaseException:
+                mlflow.end_run(status="FAILED")
+                raise
 
 
-def run_study(study_path: str | Path, out_dir: str | Path, *, progress: bool = True, log=print,
+def run_study(study_path: str | Path, out_dir: str | Path, *, progress: bool = True,
               register: bool = True) -> StudyOutcome:
     """Every stage of a study, reusing those whose inputs are unchanged; see the module docstring."""
-    import mlflow
-
-    from insilico import tracking
-    from insilico.virtual_patients.generator import package_versions
-
     study_path = Path(study_path)
     study = read_study(study_path)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    folder = StudyFolder(Path(out_dir))
+    folder.root.mkdir(parents=True, exist_ok=True)
     files = study_files(study_path, study)
-    previous = _read_json(out / "run.json")
-    keys = previous.get("keys", {})
+    previous = json.loads(folder.run_json.read_text()) if folder.run_json.is_file() else {}
     inputs = {str(f.relative_to(study_path.parent) if f.is_relative_to(study_path.parent) else f.name):
-              tracking.sha256_file(f) for f in files}
-    _copy_study(study_path, files, out / "study")
+              sha256_file(f) for f in files}
+    _copy_study(study_path, files, folder.study)
     tracking.setup()
     with mlflow.start_run(run_name=f"study {study.name}") as parent:
         try:
-            mlflow.set_tags({"stage": "study", "study.name": study.name, "study.out_dir": str(out.resolve())})
+            mlflow.set_tags({"stage": "study", "study.name": study.name, "study.out_dir": str(folder.root.resolve())})
             tracking.log_versions(package_versions())
             tracking.log_json(inputs, "study/inputs_sha256.json")
-            stages: dict[str, str] = {}
-            new_keys: dict[str, str] = {}
-
-            k = _key("validate", inputs, tracking.git_commit())
-            res = _stage("validate", k, keys, out / "validation" / "assessment.json", log,
-                         lambda: _validate(study, study_path, out, progress, log, register))
-            stages["validate"], new_keys["validate"] = res, k
-            assessment = json.loads((out / "validation" / "assessment.json").read_text())
-
-            k2 = _key("twins", k, study.model_dump(mode="json").get("twins"), study.synthetic_control_arm)
-            if study.twins is not None:
-                stages["twins"] = _stage("twins", k2, keys, out / "twins" / "twins.csv", log,
-                                         lambda: _twins(study, study_path, out, log))
-                new_keys["twins"] = k2
-
-            sims = {}
-            for s in study.simulations:
-                name = Path(s.design).stem
-                ks = _key("simulate", k, tracking.sha256_file(study_path.parent / s.design))
-                stages[f"simulate:{name}"] = _stage(f"simulate:{name}", ks, keys,
-                                                    out / "simulations" / f"{name}.nc", log,
-                                                    lambda s=s, name=name: _simulate(s, study_path, out, name, log))
-                new_keys[f"simulate:{name}"] = ks
-                sims[name] = s
-
-            kr = _key("reports", new_keys)
-            stages["reports"] = _stage("reports", kr, keys, out / "reports" / "credibility.pdf", log,
-                                       lambda: _reports(study, study_path, out, sims, log))
-            new_keys["reports"] = kr
-
-            _write_json(out / "run.json", {
-                "study": study.name, "run_id": parent.info.run_id, "stages": stages, "keys": new_keys,
-                "seeds": {"plan": assessment_seed(study_path, study)},
+            stages = _Stages(previous.get("keys", {}))
+            assessment = _run_stages(stages, study, study_path, folder, inputs, progress=progress, register=register)
+            write_text(folder.run_json, json.dumps({
+                "study": study.name, "run_id": parent.info.run_id, "stages": stages.runs, "keys": stages.keys,
+                "seeds": {"plan": plan_seed(study_path, study)},
                 "hashes": {"inputs": inputs, "data": {d["name"]: d["sha256"] for d in assessment["data"]}},
                 "versions": package_versions(), "git_commit": tracking.git_commit(),
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "include_patient_rows": study.package.include_patient_rows})
-            with mlflow.start_run(run_name="package", nested=True) as pr:
-                mlflow.set_tag("stage", "package")
-                from insilico.reports.package import build_package
-
-                zip_path = build_package(out, out / study.package.file,
-                                         include_patient_rows=study.package.include_patient_rows, overwrite=True,
-                                         log=log)
-                tracking.log_file(zip_path, "package")
-                mlflow.set_tag("package.sha256", tracking.sha256_file(zip_path))
-                stages["package"] = pr.info.run_id
-            log(f"package: {zip_path}")
+                "include_patient_rows": study.package.include_patient_rows}, indent=2, default=str))
+            zip_path = _package(study, folder, stages)
             mlflow.set_tags({"credibility.adequate": str(assessment["overall"]["adequate"])})
         except BaseException:
             mlflow.end_run(status="FAILED")
             raise
-    outputs = {"package": zip_path, **{p.stem + "_" + p.suffix[1:]: p for p in (out / "reports").glob("*.*")
+    outputs = {"package": zip_path, **{p.stem + "_" + p.suffix[1:]: p for p in folder.reports.glob("*.*")
                                        if p.suffix in (".html", ".pdf")}}
-    return StudyOutcome(parent.info.run_id, out, outputs, assessment)
+    return StudyOutcome(parent.info.run_id, folder.root, outputs, assessment)
 
 
-def assessment_seed(study_path: Path, study: StudySpec) -> int:
-    from insilico.validation.plan import read_plan
+def _run_stages(stages: _Stages, study: StudySpec, study_path: Path, folder: StudyFolder, inputs: dict, *,
+                progress: bool, register: bool) -> dict:
+    """validate, twins, simulate:<design>, reports; returns the assessment."""
+    plan_path = study_path.parent / study.credibility_plan
+    k = stage_key("validate", inputs, tracking.git_commit())
+    stages.run("validate", k, folder.assessment,
+               lambda: validate_study(plan_path, folder.validation, progress=progress, register=register))
+    assessment = json.loads(folder.assessment.read_text())
+    if study.twins is not None:
+        stages.run("twins", stage_key("twins", k, study.model_dump(mode="json").get("twins"),
+                                      study.synthetic_control_arm),
+                   folder.twins, lambda: _twins(study, study_path, folder))
+    sims = {}
+    for s in study.simulations:
+        name = Path(s.design).stem
+        stages.run(f"simulate:{name}", stage_key("simulate", k, sha256_file(study_path.parent / s.design)),
+                   folder.simulations / f"{name}.nc", lambda s=s, name=name: _simulate(s, study_path, folder, name))
+        sims[name] = s
+    stages.run("reports", stage_key("reports", dict(stages.keys)), folder.reports / "credibility.pdf",
+               lambda: _reports(study, study_path, folder, sims))
+    return assessment
 
+
+def plan_seed(study_path: Path, study: StudySpec) -> int:
+    """The credibility plan's seed (the root of every seed of the study)."""
     return read_plan(study_path.parent / study.credibility_plan)[0].seed
 
 
-def _stage(name: str, key: str, previous: dict, output: Path, log, run) -> str:
-    """Run a stage as a nested MLflow run, or record that its unchanged output is reused."""
-    import mlflow
-
-    with mlflow.start_run(run_name=name, nested=True) as r:
-        mlflow.set_tags({"stage": name, "stage.key": key})
-        if previous.get(name) == key and output.exists():
-            mlflow.set_tag("reused", "true")
-            log(f"{name}: inputs unchanged (key {key[:12]}…), reusing {output.parent}")
-            return r.info.run_id
-        try:
-            run()
-        except BaseException:
-            mlflow.end_run(status="FAILED")
-            raise
-        return r.info.run_id
-
-
-def _validate(study: StudySpec, study_path: Path, out: Path, progress, log, register) -> None:
-    from insilico.stages.validate import validate_study
-
-    validate_study(study_path.parent / study.credibility_plan, out / "validation", progress=progress, log=log,
-                   register=register)
-
-
-def _twins(study: StudySpec, study_path: Path, out: Path, log) -> None:
-    from insilico.stages.validate import load_source
-    from insilico.stages.fit import write_atomically
-    from insilico import tracking
-    from insilico.virtual_patients.effects import TreatmentEffect
-    from insilico.virtual_patients.generator import Generator
-
-    gen = Generator.load(out / "validation" / "generator")
+def _twins(study: StudySpec, study_path: Path, folder: StudyFolder) -> None:
+    gen = Generator.load(folder.generator)
     df, name, sha = load_source(study.twins.source, (study_path.parent / study.credibility_plan).parent)
-    df = df.dropna(subset=[c.name for c in gen.spec.covariates]).reset_index(drop=True)
+    df = complete_cases(df, [c.name for c in gen.spec.covariates])
     effect = TreatmentEffect.model_validate(study.twins.effect)
-    twins = gen.counterfactual(df, effect, seed=assessment_seed(study_path, study) + 101)
-    o = gen.spec.outcome
+    twins = gen.counterfactual(df, effect, seed=plan_seed(study_path, study) + 101)
     keep = [c for c in [gen.spec.id, "prognostic_score", "effect_link"] if c and c in twins] + \
         [c for c in twins.columns if c.endswith(("_control", "_treated"))]
-    path = write_atomically(twins[keep], out / "twins" / "twins.csv")
+    path = write_csv(twins[keep], folder.twins)
     tracking.log_json({"source": name, "source_sha256": sha, "n": len(twins), "effect": study.twins.effect,
-                       "outcome": o.model_dump(mode="json"), "twins_sha256": tracking.sha256_file(path)},
+                       "outcome": gen.spec.outcome.model_dump(mode="json"), "twins_sha256": sha256_file(path)},
                       "twins/summary.json")
-    log(f"drug-response twins of {len(twins)} patients of {name} ({effect.kind.value} {effect.value}) -> {path}")
+    logger.info("drug-response twins of %d patients of %s (%s %s) -> %s", len(twins), name, effect.kind.value,
+                effect.value, path)
 
 
-def _simulate(sim: Simulation, study_path: Path, out: Path, name: str, log) -> None:
-    from insilico.stages.validate import resolve_generator
-    from insilico.stages.fit import simulate_design
-
-    (out / "simulations").mkdir(parents=True, exist_ok=True)
-    design_path = resolve_generator(study_path.parent / sim.design, out / "validation" / "generator",
-                                    out / "simulations")
-    simulate_design(design_path, out / "simulations" / f"{name}.nc", workers=2, log=log)
+def _simulate(sim: Simulation, study_path: Path, folder: StudyFolder, name: str) -> None:
+    folder.simulations.mkdir(parents=True, exist_ok=True)
+    design_path = resolve_generator(study_path.parent / sim.design, folder.generator, folder.simulations)
+    simulate_design(design_path, folder.simulations / f"{name}.nc", workers=2)
 
 
-def _reports(study: StudySpec, study_path: Path, out: Path, sims: dict, log) -> None:
-    from insilico.stages.simreport import simulation_report
-    from insilico import tracking
-
-    import mlflow
-
-    from insilico.stages.validate import credibility_report
-
-    paths = credibility_report(out / "validation", out / "reports")
-    log(f"credibility report: {paths['html']} and {paths['pdf']}")
-    plan_dir = (study_path.parent / study.credibility_plan).parent
-    from insilico.validation.plan import read_plan
-
-    plan, _ = read_plan(study_path.parent / study.credibility_plan)
+def _reports(study: StudySpec, study_path: Path, folder: StudyFolder, sims: dict[str, Simulation]) -> None:
+    paths = credibility_report(folder.validation, folder.reports)
+    logger.info("credibility report: %s and %s", paths["html"], paths["pdf"])
+    plan_path = study_path.parent / study.credibility_plan
+    plan, _ = read_plan(plan_path)
     trial = plan.sub_models.get("trial_decision_model")
     reports = []
-    if trial is not None and trial.design and (out / "validation" / "simulation.nc").is_file():
-        resolved = out / "validation" / f"{Path(trial.design).stem}.resolved.yaml"
-        reports.append(("simulation", resolved if resolved.is_file() else plan_dir / trial.design,
-                        out / "validation" / "simulation.nc", None))
+    if trial is not None and trial.design and folder.simulation.is_file():
+        resolved = folder.validation / f"{Path(trial.design).stem}.resolved.yaml"
+        reports.append(("simulation", resolved if resolved.is_file() else plan_path.parent / trial.design,
+                        folder.simulation, None))
     for name, s in sims.items():
-        design_path = out / "simulations" / f"{name}.resolved.yaml"
+        design_path = folder.simulations / f"{name}.resolved.yaml"
         reports.append((f"simulation_{name}", design_path if design_path.is_file() else study_path.parent / s.design,
-                        out / "simulations" / f"{name}.nc", s.estimand))
+                        folder.simulations / f"{name}.nc", s.estimand))
     for stem, design_path, results, estimand in reports:
-        target = out / "reports" / stem
-        p = simulation_report(design_path, results, target, estimand=estimand)
+        p = simulation_report(design_path, results, folder.reports / stem, estimand=estimand)
         for suffix in ("html", "pdf"):
-            shutil.copyfile(p[suffix], out / "reports" / f"{stem}.{suffix}")
-        log(f"simulation report: {out / 'reports' / (stem + '.html')}")
-    for f in sorted((out / "reports").glob("*.*")):
+            shutil.copyfile(p[suffix], folder.reports / f"{stem}.{suffix}")
+        logger.info("simulation report: %s", folder.reports / f"{stem}.html")
+    for f in sorted(folder.reports.glob("*.*")):
         if f.suffix in (".html", ".pdf"):
             tracking.log_file(f, "reports")
-    mlflow.set_tag("reports", ", ".join(sorted(f.name for f in (out / "reports").glob("*.pdf"))))
+    mlflow.set_tag("reports", ", ".join(sorted(f.name for f in folder.reports.glob("*.pdf"))))
+
+
+def _package(study: StudySpec, folder: StudyFolder, stages: _Stages) -> Path:
+    with mlflow.start_run(run_name="package", nested=True) as pr:
+        mlflow.set_tag("stage", "package")
+        zip_path = build_package(folder.root, folder.root / study.package.file,
+                                 include_patient_rows=study.package.include_patient_rows, overwrite=True)
+        tracking.log_file(zip_path, "package")
+        mlflow.set_tag("package.sha256", sha256_file(zip_path))
+        stages.runs["package"] = pr.info.run_id
+    logger.info("package: %s", zip_path)
+    return zip_path
 
 
 def _copy_study(study_path: Path, files: list[Path], dest: Path) -> None:
@@ -311,13 +218,3 @@ def _copy_study(study_path: Path, files: list[Path], dest: Path) -> None:
         rel = f.resolve().relative_to(base) if f.resolve().is_relative_to(base) else Path(f.name)
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(f, dest / rel)
-
-
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    tmp.replace(path)

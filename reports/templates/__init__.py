@@ -1,0 +1,1 @@
+"""HTML report templates and their stylesheet (package data)."""

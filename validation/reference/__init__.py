@@ -1,0 +1,1 @@
+"""Verification reference values (package data): see README.md in this folder."""
