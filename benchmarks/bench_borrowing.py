@@ -44,7 +44,7 @@ from scipy import special  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import insilico.trials.borrowing as bw  # noqa: E402
+import insilico.trials.borrowing.difference as bd  # noqa: E402
 from insilico.trials.borrowing import (  # noqa: E402
     BetaMixture,
     GammaMixture,
@@ -85,7 +85,7 @@ def cases(rng):
 
 
 def main() -> None:
-    reject_all = mock.patch.object(bw, "_beta_diff_cumulative", lambda an, *_: np.full(an.size, np.nan))
+    reject_all = mock.patch.object(bd, "_beta_diff_cumulative", lambda an, *_: np.full(an.size, np.nan))
     print(f"prob_diff_greater, {R:,} replicates, best of {REPEATS}, one core (us/replicate)")
     print(f"{'case':26s} {'pairs/rep':>9s} {'current':>9s} {'previous':>9s} {'1 betainc/pair':>15s}")
     for name, (post_t, post_c) in cases(np.random.default_rng(2024)).items():

@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
         converged,
         mcmc_diagnostics,
     )
-    from insilico.virtual_patients.generator import fit
+    from insilico.virtual_patients.fitting import fit
 
     t0, c0 = time.perf_counter(), time.process_time()
     gen = fit(df, spec, seed=args.seed, progress=False)

@@ -67,7 +67,8 @@ def _cache_key(spec, n_fit: int, data_seed: int) -> str:
 
 
 def get_generator(family: str, cache: Path, refit: bool, n_fit: int = 1000, data_seed: int = 20261123):
-    from insilico.virtual_patients.generator import Generator, fit
+    from insilico.virtual_patients.fitting import fit
+    from insilico.virtual_patients.generator import Generator
 
     spec = make_spec(family, **FIT_SAMPLER)
     path = cache / f"sampling-{family}-{_cache_key(spec, n_fit, data_seed)}"

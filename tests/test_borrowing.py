@@ -43,6 +43,9 @@ from insilico.trials.borrowing import (
     power_prior_normal,
     prob_diff_greater,
 )
+from insilico.trials.borrowing import difference as bd
+from insilico.trials.borrowing import information as be
+from insilico.trials.borrowing import quadrature as bq
 
 REF_PATH = data_file(REFERENCE, "rbest_AS.json")
 REF = json.loads(REF_PATH.read_text())
@@ -334,7 +337,7 @@ def test_single_normal_and_gamma_ess():
 
 def test_elir_matches_quad_for_mixture(robust_map):
     def info(x):
-        return float(bw._mixture_info(robust_map, x))
+        return float(be._mixture_info(robust_map, x))
 
     ref = sum(
         w
@@ -429,7 +432,7 @@ def _beta_stress_set():
 def test_beta_difference_quadrature_vs_quad():
     c = _beta_stress_set()
     ref = np.array([_quad_beta_diff(*row) for row in c])
-    got = bw._beta_diff_pairs(c[:, 0], c[:, 1], c[:, 2], c[:, 3], c[:, 4])
+    got = bd._beta_diff_pairs(c[:, 0], c[:, 1], c[:, 2], c[:, 3], c[:, 4])
     err = np.abs(got - ref)
     zero = c[:, 4] == 0
     assert err[zero].max() < 1e-10  # measured ~1e-12
@@ -439,8 +442,8 @@ def test_beta_difference_quadrature_vs_quad():
 def test_panel_rule_integrates_polynomials():
     # rows 0..m-1 integrate the degree m - 1 interpolant from 0 to each node: exact for
     # polynomials of degree < m; row m holds the Gauss-Legendre weights, exact to 2m - 1
-    m = bw._CUM_NODES
-    s, q = bw._panel_rule(m)
+    m = bq.CUM_NODES
+    s, q = bq.panel_rule(m)
     for k in range(m):
         np.testing.assert_allclose(q[:-1] @ s**k, s ** (k + 1) / (k + 1), rtol=0, atol=1e-14)
     for k in range(2 * m):
@@ -453,8 +456,8 @@ def test_beta_cdf_at_end_matches_betainc():
     a, b = np.exp(rng.uniform(np.log(0.5), np.log(2000.0), (2, 4000)))
     v = np.concatenate([rng.uniform(0, 1, 2000), special.expit(rng.uniform(-40, 40, 2000))])
     for side in (-1, 1):
-        got = bw._beta_cdf_at_end(a, b, special.betaln(a, b), v, 1 - v, side)
-        assert np.abs(got - special.betainc(a, b, v)).max() <= bw._TAIL_NEGLIGIBLE
+        got = bd._beta_cdf_at_end(a, b, special.betaln(a, b), v, 1 - v, side)
+        assert np.abs(got - special.betainc(a, b, v)).max() <= bq.TAIL_NEGLIGIBLE
 
 
 def _unique_posterior_pairs(rng, n):
@@ -477,7 +480,7 @@ def _unique_posterior_pairs(rng, n):
 def _cumulative_larger_first(cases):
     a1, b1, a2, b2, d = cases.T
     x1 = a1 + b1 >= a2 + b2
-    return bw._beta_diff_cumulative(
+    return bd._beta_diff_cumulative(
         np.where(x1, a1, b2), np.where(x1, b1, a2), np.where(x1, a2, b1), np.where(x1, b2, a1), d
     )
 
@@ -500,15 +503,15 @@ def test_cumulative_rule_vs_quad_on_random_unique_cases():
         assert ok.mean() >= min_accepted
         assert np.abs(cum[ok] - ref[ok]).max() < 1e-10
         # with the other orientation and the betainc fallback: kinked rows as in the stress set
-        assert np.abs(bw._beta_diff_pairs(*cases.T) - ref).max() < 1e-8
+        assert np.abs(bd._beta_diff_pairs(*cases.T) - ref).max() < 1e-8
 
 
 def test_cumulative_rule_rejects_kinks_and_resolves_near_degenerate_betas():
     # Jeffreys and U-shaped betas with a margin put a kink of I_{u - delta} where both
     # densities have mass: the mass residual must reject them in either orientation
     kinked = np.array([(0.5, 0.5, 0.5, 0.5, 0.1), (0.6, 0.7, 0.55, 0.9, -0.3), (0.5, 3.0, 0.5, 1.0, 0.05)])
-    over_x1 = bw._beta_diff_cumulative(*kinked.T)
-    over_one_minus_x2 = bw._beta_diff_cumulative(*kinked[:, [3, 2, 1, 0, 4]].T)
+    over_x1 = bd._beta_diff_cumulative(*kinked.T)
+    over_one_minus_x2 = bd._beta_diff_cumulative(*kinked[:, [3, 2, 1, 0, 4]].T)
     assert np.all(np.isnan(over_x1)) and np.all(np.isnan(over_one_minus_x2))
     # a = 0.001 puts nearly all of a beta's mass near 0; the betainc rule's grid over that
     # (narrower) density misses up to 4e-4 of the probability (measured), the cumulative
@@ -517,7 +520,7 @@ def test_cumulative_rule_rejects_kinks_and_resolves_near_degenerate_betas():
         [(1e-3, 0.5, 50.0, 50.0, 0.0), (1e-3, 1.0, 3.0, 50.0, 0.3), (1e-3, 3.0, 50.0, 50.0, 1e-3)]
     )
     ref = np.array([_quad_beta_diff(*row) for row in near_degenerate])
-    assert np.abs(bw._beta_diff_pairs(*near_degenerate.T) - ref).max() < 1e-12
+    assert np.abs(bd._beta_diff_pairs(*near_degenerate.T) - ref).max() < 1e-12
 
 
 def test_beta_pairs_do_not_depend_on_batching():
@@ -529,10 +532,10 @@ def test_beta_pairs_do_not_depend_on_batching():
         np.c_[_unique_posterior_pairs(rng, 600), rng.choice([0.0, 0.05], 600)],
         _beta_stress_set(),
     ]
-    full = bw._beta_diff_pairs(*cases.T)
+    full = bd._beta_diff_pairs(*cases.T)
     n = len(cases)
     for idx in (rng.permutation(n), rng.permutation(n)[:513], rng.permutation(n)[:7], [0], [n - 1]):
-        np.testing.assert_array_equal(bw._beta_diff_pairs(*cases[idx].T), full[idx])
+        np.testing.assert_array_equal(bd._beta_diff_pairs(*cases[idx].T), full[idx])
 
 
 def test_gamma_difference_quadrature_vs_quad():
@@ -563,9 +566,9 @@ def test_gamma_difference_quadrature_vs_quad():
         )
 
     ref = np.array([quad_ref(*row) for row in c])
-    got = bw._gamma_diff_pairs(c[:, 0], c[:, 1], c[:, 2], c[:, 3], c[:, 4])  # closed form at delta = 0
+    got = bd._gamma_diff_pairs(c[:, 0], c[:, 1], c[:, 2], c[:, 3], c[:, 4])  # closed form at delta = 0
     assert np.abs(got - ref).max() < 1e-9  # measured ~2e-12
-    quad = bw._gamma_diff_quad(c[:, 0], c[:, 1], c[:, 2], c[:, 3], c[:, 4])  # quadrature everywhere
+    quad = bd._gamma_diff_quad(c[:, 0], c[:, 1], c[:, 2], c[:, 3], c[:, 4])  # quadrature everywhere
     assert np.abs(quad - ref).max() < 1e-9
 
 

@@ -13,7 +13,7 @@ from conftest import with_sampler
 
 from insilico.validation.diagnostics import mcmc_diagnostics
 from insilico.virtual_patients.examples import example_data, example_spec_path
-from insilico.virtual_patients.generator import fit, select_rows
+from insilico.virtual_patients.fitting import fit, select_rows
 from insilico.virtual_patients.spec import GeneratorSpec
 
 pytestmark = pytest.mark.slow

@@ -25,7 +25,7 @@ from insilico.validation.fidelity import (
     pit_coverage,
 )
 from insilico.virtual_patients.examples import example_data, example_spec_path
-from insilico.virtual_patients.generator import fit, select_rows
+from insilico.virtual_patients.fitting import fit, select_rows
 from insilico.virtual_patients.spec import GeneratorSpec
 
 SPLIT_SEED = 20261123

@@ -13,7 +13,7 @@ from insilico.trials.analyses import power_t_test
 from insilico.trials.design import TrialDesign
 from insilico.trials.engine import run
 from insilico.trials.oc import operating_characteristics
-from insilico.virtual_patients.generator import fit
+from insilico.virtual_patients.fitting import fit
 from insilico.virtual_patients.spec import GeneratorSpec
 
 pytestmark = pytest.mark.slow

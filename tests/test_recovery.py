@@ -26,7 +26,8 @@ from conftest import with_sampler
 from scipy import special
 
 from insilico.validation.diagnostics import mcmc_diagnostics
-from insilico.virtual_patients.generator import Generator, fit
+from insilico.virtual_patients.fitting import fit
+from insilico.virtual_patients.generator import Generator
 from insilico.virtual_patients.spec import GeneratorSpec
 
 pytestmark = pytest.mark.slow

@@ -30,7 +30,7 @@ from insilico.virtual_patients.encoding import (
     learn_encoders,
 )
 from insilico.virtual_patients.examples import example_data, example_spec_path
-from insilico.virtual_patients.generator import drop_missing, fit, select_rows
+from insilico.virtual_patients.fitting import drop_missing, fit, select_rows
 from insilico.virtual_patients.spec import GeneratorSpec
 
 LIFELINES = data_file(REFERENCE, "lifelines_gbsg_weibull.json")

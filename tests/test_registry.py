@@ -21,7 +21,7 @@ from insilico.trials.design import Method, TrialDesign, check_runnable
 from insilico.trials.engine import run
 from insilico.trials.methods import METHODS, method_of
 from insilico.trials.oc import operating_characteristics
-from insilico.validation.suites import check_results
+from insilico.validation.results_suite import check_results
 
 MULTI = {"seed": 5, "replicates": 400, "chunk_size": 200,
          "arms": [{"name": "control", "allocation": 1}, {"name": "a", "allocation": 1},

@@ -58,7 +58,7 @@ def hybrid(tmp_path_factory):
 def procova(tmp_path_factory):
     """design_procova.yaml reduced (1,000 replicates, effect 0.5 sd) on a generator fitted to
     400 historical controls with a known prognostic signal (rho^2 = 0.64)."""
-    from insilico.virtual_patients.generator import fit
+    from insilico.virtual_patients.fitting import fit
     from insilico.virtual_patients.spec import GeneratorSpec
 
     tmp = tmp_path_factory.mktemp("procova")

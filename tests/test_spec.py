@@ -8,7 +8,7 @@ import pytest
 from insilico.common.errors import SpecError
 from insilico.validation.contract import check_data
 from insilico.virtual_patients.examples import EXAMPLES, example_data, example_spec_path
-from insilico.virtual_patients.generator import select_rows
+from insilico.virtual_patients.fitting import select_rows
 from insilico.virtual_patients.spec import GeneratorSpec
 
 BASE = {

@@ -13,12 +13,8 @@ import pytest
 from scipy import stats
 
 from insilico.validation.contract import ContractResult
-from insilico.validation.suites import (
-    check_cohort,
-    check_results,
-    data_ranges,
-    missing_limits,
-)
+from insilico.validation.results_suite import check_results
+from insilico.validation.suites import check_cohort, data_ranges, missing_limits
 from insilico.virtual_patients.spec import GeneratorSpec
 
 N = 200

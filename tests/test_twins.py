@@ -20,15 +20,13 @@ from scipy import special
 
 from insilico.virtual_patients.effects import TreatmentEffect
 from insilico.virtual_patients.encoding import learn_encoders
+from insilico.virtual_patients.fitting import MissingReport, _outcome_internal, generator_meta
 from insilico.virtual_patients.generator import (
     META_FILE,
     POSTERIOR_FILE,
     SPEC_FILE,
     Generator,
     GeneratorLoadError,
-    MissingReport,
-    _outcome_internal,
-    generator_meta,
 )
 from insilico.virtual_patients.spec import GeneratorSpec
 

@@ -170,7 +170,7 @@ def test_real_external_controls_att_weighted_against_the_randomised_effect(tmp_p
     from insilico.checks.trial import check_external_control
     from insilico.validation.plan import DataSource, Replication
     from insilico.virtual_patients.examples import example_data
-    from insilico.virtual_patients.generator import select_rows
+    from insilico.virtual_patients.fitting import select_rows
     from insilico.virtual_patients.spec import GeneratorSpec
 
     spec = GeneratorSpec.from_yaml(EXAMPLES / "rotterdam_nodepos.yaml")

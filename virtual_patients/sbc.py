@@ -25,7 +25,7 @@ import pandas as pd
 from insilico.common.errors import InputError
 
 from . import kernels
-from .generator import drop_missing, model_inputs, select_rows
+from .fitting import drop_missing, model_inputs, select_rows
 from .model import OutcomeData, build_model, outcome_data_values, prior_predictive
 from .spec import GeneratorSpec
 

@@ -23,7 +23,7 @@ from insilico.trials.oc import operating_characteristics
 from insilico.trials.scales import UNRESOLVED
 from insilico.trials.survival import cox_score
 from insilico.validation.fidelity import numeric_pair, resample_censoring
-from insilico.validation.suites import check_results
+from insilico.validation.results_suite import check_results
 from insilico.virtual_patients.effects import TreatmentEffect
 
 from .generator import numeric_outcome

@@ -21,7 +21,7 @@ from insilico.common.errors import InputError
 from insilico.common.files import read_table, sha256_file
 from insilico.validation.contract import DataContractError, check_data
 from insilico.validation.diagnostics import converged, mcmc_diagnostics, posterior_summary
-from insilico.virtual_patients.generator import drop_missing, fit, select_rows
+from insilico.virtual_patients.fitting import drop_missing, fit, select_rows
 from insilico.virtual_patients.spec import GeneratorSpec
 
 logger = logging.getLogger(__name__)

@@ -44,7 +44,8 @@ from insilico.validation.fidelity import holdout_split, id_digest
 from insilico.validation.plan import PlanError, plan_sha256, read_plan
 from insilico.validation.privacy import PrivacyGateError, export_cohort
 from insilico.validation.suites import check_cohort
-from insilico.virtual_patients.generator import Generator, select_rows
+from insilico.virtual_patients.fitting import select_rows
+from insilico.virtual_patients.generator import Generator
 from insilico.virtual_patients.spec import GeneratorSpec
 
 logger = logging.getLogger(__name__)

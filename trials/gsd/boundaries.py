@@ -1,61 +1,6 @@
-r"""Group-sequential designs: error-spending boundaries and exact crossing probabilities
-(plain numpy/scipy). Trials are simulated by the engine (`trials.engine`).
-
-Canonical joint distribution
-----------------------------
-With information fractions :math:`0 < t_1 < \dots < t_K = 1` and drift :math:`\theta`
-(the mean of the final z statistic), the sequential z statistics satisfy
-
-.. math::
-
-    Z_k \sim N(\theta\sqrt{t_k}, 1), \qquad
-    \operatorname{Cov}(Z_j, Z_k) = \sqrt{t_j / t_k}\ (j \le k),
-
-i.e. :math:`S_k = Z_k\sqrt{t_k}` has independent increments
-:math:`S_k - S_{k-1} \sim N(\theta\Delta_k, \Delta_k)`, :math:`\Delta_k = t_k - t_{k-1}`.
-Stage-wise crossing probabilities are computed by recursive numerical integration of the
-sub-density of :math:`Z_k` on the continuation region (Armitage, McPherson & Rowe 1969;
-Jennison & Turnbull 2000, ch. 19): the J&T grid of :math:`6r - 1` points per stage
-(default ``r = 32``), Simpson's rule between grid points. Accuracy is far below 1e-8
-for the designs here (checked against ``r = 128`` in the tests).
-
-Error spending (one-sided level :math:`\alpha`, as rpact's ``typeOfDesign``)
--------------------------------------------------------------------------
-* ``"asOF"`` Lan-DeMets O'Brien-Fleming type: :math:`\alpha(t) = 2 - 2\Phi(z_{1-\alpha/2}/\sqrt{t})`
-* ``"asP"`` Lan-DeMets Pocock type: :math:`\alpha(t) = \alpha \log(1 + (e - 1)t)`
-* ``"asHSD"`` Hwang-Shih-DeCani: :math:`\alpha(1 - e^{-\gamma t})/(1 - e^{-\gamma})`
-  (:math:`\alpha t` at :math:`\gamma = 0`)
-* ``"asKD"`` Kim-DeMets power family: :math:`\alpha t^{\gamma}`
-* ``"P"`` / ``"OF"``: the classical constant Pocock and O'Brien-Fleming boundaries
-  :math:`c_k = C` and :math:`c_k = C/\sqrt{t_k}` with :math:`C` solving total crossing
-  probability :math:`= \alpha`.
-
-Efficacy boundary :math:`u_k` solves
-:math:`P_0(Z_j < u_j, j < k;\ Z_k \ge u_k) = \alpha(t_k) - \alpha(t_{k-1})`.
-
-Futility (always *non-binding* for the efficacy boundaries unless ``binding_futility``)
---------------------------------------------------------------------------------------
-* fixed z bounds: ``futility=[l_1, ..., l_{K-1}]`` (``-inf`` = none at that look);
-* beta spending ``futility="bsOF" | "bsP" | "bsHSD" | "bsKD"`` (same families with
-  :math:`\beta` in place of :math:`\alpha`): for a drift :math:`\theta`, :math:`l_k` solves
-  :math:`P_\theta(l_j < Z_j < u_j, j<k;\ Z_k < l_k) = \beta(t_k) - \beta(t_{k-1})` (capped at
-  :math:`u_k`), and :math:`\theta` is solved so that :math:`l_K = u_K`, i.e. power is exactly
-  :math:`1-\beta` when futility stops are obeyed. This is rpact's construction for
-  ``typeBetaSpending`` with ``bindingFutility = FALSE`` and reproduces its futility bounds
-  and shift.
-
-Simulation
-----------
-Trials are simulated by the engine (`trials.engine`, ``insilico simulate``): a design's
-``sample_size.stages`` with ``spending`` give these boundaries, and each look's statistic is
-compared with them (a trial stops at the first look with :math:`Z_k \ge u_k`, or for
-:math:`k < K` with :math:`Z_k < l_k`; the last look always ends it).
-
-References: Jennison C, Turnbull BW (2000) *Group Sequential Methods with Applications to
-Clinical Trials*, ch. 2, 7, 19; Lan KKG, DeMets DL (1983) Biometrika 70:659-663;
-Hwang IK, Shih WJ, DeCani JS (1990) Stat Med 9:1439-1445; Schoenfeld D (1981) Biometrika
-68:316-319; Dunnett CW (1955) JASA 50:1096-1121.
-"""
+"""Group-sequential boundaries: Lan-DeMets error spending (asOF, asP, asHSD, asKD), constant
+boundaries (Pocock, O'Brien-Fleming), beta-spending futility, and the exact crossing
+probabilities of the canonical joint distribution of the look statistics."""
 
 from __future__ import annotations
 
@@ -63,41 +8,31 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import integrate, optimize, special
-
-__all__ = [
-    "GroupSequentialDesign",
-    "ExactCharacteristics",
-    "spending_function",
-    "crossing_probabilities",
-    "group_sequential_design",
-    "fixed_sample_design",
-    "exact_characteristics",
-    "drift_for_power",
-    "means_drift",
-    "logrank_drift",
-    "power_z_test",
-    "power_t_test",
-    "expected_events_exponential",
-    "analysis_time_exponential",
-    "dunnett_critical_value",
-]
+from scipy import optimize, special
 
 SpendingKind = Literal["asOF", "asP", "asHSD", "asKD"]
+
+
 DesignKind = Literal["asOF", "asP", "asHSD", "asKD", "P", "OF"]
 
+
 _SPENDING = ("asOF", "asP", "asHSD", "asKD")
+
+
 _CONSTANT = ("P", "OF")
+
+
 _BETA_SPENDING = {"bsOF": "asOF", "bsP": "asP", "bsHSD": "asHSD", "bsKD": "asKD"}
+
+
 _Z_CAP = 8.0  # an efficacy boundary with (numerically) nothing to spend; rpact uses 8 too
 
+
 _ndtr = special.ndtr
+
+
 _ndtri = special.ndtri
 
-
-# ---------------------------------------------------------------------------------------
-# spending functions
-# ---------------------------------------------------------------------------------------
 
 def spending_function(kind: str, t, level: float, gamma: float | None = None) -> np.ndarray:
     """Cumulative error spent at information fraction(s) ``t`` for total error ``level``.
@@ -136,10 +71,6 @@ def spending_function(kind: str, t, level: float, gamma: float | None = None) ->
         return level * t**gamma
     raise ValueError(f"kind must be one of {_SPENDING}, got {kind!r}")
 
-
-# ---------------------------------------------------------------------------------------
-# recursive numerical integration (Jennison & Turnbull ch. 19)
-# ---------------------------------------------------------------------------------------
 
 def _grid(mu: float, lo: float, hi: float, r: int) -> tuple[np.ndarray, np.ndarray]:
     """J&T grid on (lo, hi) for a statistic with mean ``mu``: nodes and Simpson weights."""
@@ -323,10 +254,6 @@ def _beta_futility(t, u, beta, kind, gamma, drift, grid_points) -> tuple[np.ndar
     return lo, resid
 
 
-# ---------------------------------------------------------------------------------------
-# design
-# ---------------------------------------------------------------------------------------
-
 @dataclass(frozen=True)
 class GroupSequentialDesign:
     """A one-sided group-sequential design on the z scale.
@@ -468,125 +395,3 @@ def group_sequential_design(information_rates=None, *, kmax: int | None = None, 
 def fixed_sample_design(alpha: float = 0.025, beta: float = 0.2) -> GroupSequentialDesign:
     """A single look at full information: critical value ``z_{1-alpha}``."""
     return group_sequential_design([1.0], alpha=alpha, beta=beta, type_of_design="asOF")
-
-
-# ---------------------------------------------------------------------------------------
-# exact characteristics and closed forms
-# ---------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ExactCharacteristics:
-    """Exact operating characteristics of a design at one drift.
-
-    ``expected_information`` is the expected information fraction at stopping
-    (multiply by the maximum sample size / number of events for the expected N / events).
-    """
-
-    drift: float
-    reject_per_stage: np.ndarray
-    futility_per_stage: np.ndarray
-    power: float
-    early_stop: float
-    expected_information: float
-
-
-def exact_characteristics(design: GroupSequentialDesign, drift: float) -> ExactCharacteristics:
-    """Exact stage-wise rejection / futility probabilities for a drift (futility obeyed)."""
-    t = design.information_rates
-    up, dn = crossing_probabilities(t, design.critical_values, design.futility_bounds, drift,
-                                    design.grid_points)
-    stop = up + dn
-    stop_k = stop.copy()
-    stop_k[-1] = 1 - stop[:-1].sum()
-    return ExactCharacteristics(
-        drift=float(drift), reject_per_stage=up, futility_per_stage=dn, power=float(up.sum()),
-        early_stop=float(stop[:-1].sum()), expected_information=float(t @ stop_k))
-
-
-def drift_for_power(design: GroupSequentialDesign, power: float | None = None) -> float:
-    """Drift giving the requested power (default 1 - beta); rpact's ``shift`` is its square."""
-    power = 1 - design.beta if power is None else power
-    if not design.alpha < power < 1:
-        raise ValueError(f"power must lie in (alpha, 1), got {power}")
-
-    def f(theta):
-        return exact_characteristics(design, theta).power - power
-
-    hi = 2 * (-_ndtri(design.alpha) - _ndtri(1 - power)) + 1
-    return optimize.brentq(f, 0.0, hi, xtol=1e-12)
-
-
-def means_drift(alternative: float, stdev: float, n1: float, n2: float) -> float:
-    """Drift of the two-sample z statistic: ``delta / (sigma sqrt(1/n1 + 1/n2))``."""
-    return alternative / (stdev * np.sqrt(1 / n1 + 1 / n2))
-
-
-def logrank_drift(hazard_ratio: float, events: float, allocation_fraction: float = 0.5) -> float:
-    """Schoenfeld drift of the log-rank statistic (efficacy for HR < 1 positive).
-
-    ``Phi(drift - z_{1-alpha})`` is Schoenfeld's fixed-sample power, as in
-    :func:`trials.survival.schoenfeld_power`.
-    """
-    p = allocation_fraction
-    return -np.log(hazard_ratio) * np.sqrt(events * p * (1 - p))
-
-
-def power_z_test(alternative: float, stdev: float, n1: int, n2: int, alpha: float = 0.025) -> float:
-    """One-sided power of the known-sd two-sample z test."""
-    return float(_ndtr(means_drift(alternative, stdev, n1, n2) + _ndtri(alpha)))
-
-
-def power_t_test(alternative: float, stdev: float, n1: int, n2: int, alpha: float = 0.025) -> float:
-    """One-sided power of the pooled two-sample t test (noncentral t, exact)."""
-    from .analyses import power_t_test as exact
-
-    return exact(alternative, stdev, n1, n2, alpha)
-
-
-def expected_events_exponential(time, *, lambda2: float, hazard_ratio: float, max_subjects: int,
-                                accrual_time: float, allocation_fraction: float = 0.5) -> np.ndarray:
-    """Expected number of events by calendar ``time``: uniform accrual, exponential times.
-
-    ``D(t) = N sum_a pi_a (1/A) int_0^{min(t, A)} (1 - exp(-lambda_a (t - u))) du``.
-    """
-    t = np.asarray(time, dtype=float)
-    m = np.minimum(t, accrual_time)
-    out = np.zeros_like(t)
-    for pi, lam in ((allocation_fraction, hazard_ratio * lambda2), (1 - allocation_fraction, lambda2)):
-        out += pi * (m - (np.exp(-lam * (t - m)) - np.exp(-lam * t)) / lam) / accrual_time
-    return max_subjects * out
-
-
-def analysis_time_exponential(events, **kwargs) -> np.ndarray:
-    """Calendar time at which ``events`` are expected (inverse of :func:`expected_events_exponential`)."""
-    ev = np.atleast_1d(np.asarray(events, dtype=float))
-    if np.any(ev >= kwargs["max_subjects"]):
-        raise ValueError(f"events must be < max_subjects={kwargs['max_subjects']}, got {ev.tolist()}")
-    out = []
-    for d in ev:
-        hi = kwargs["accrual_time"] + 1.0
-        while expected_events_exponential(hi, **kwargs) < d:
-            hi *= 2
-        out.append(optimize.brentq(lambda x, d=d: expected_events_exponential(x, **kwargs) - d,
-                                   0.0, hi, xtol=1e-12))
-    return np.array(out)
-
-
-def dunnett_critical_value(n_arms: int, alpha: float = 0.025, rho: float = 0.5) -> float:
-    """One-sided Dunnett critical value for ``n_arms`` equicorrelated z statistics.
-
-    Solves ``P(max_i Z_i < c) = 1 - alpha`` with ``Corr(Z_i, Z_j) = rho >= 0``, written as a
-    one-dimensional integral: ``int phi(x) Phi((c - sqrt(rho) x) / sqrt(1 - rho))^k dx``.
-    (``rho = n_t / (n_t + n_c)`` for equal treatment-arm sizes; 1/2 for equal allocation.)
-    """
-    if n_arms < 1:
-        raise ValueError(f"n_arms must be >= 1, got {n_arms}")
-    if not 0 <= rho < 1:
-        raise ValueError(f"rho must lie in [0, 1), got {rho}")
-    sr, s1 = np.sqrt(rho), np.sqrt(1 - rho)
-
-    def cover(c):
-        g = lambda x: np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi) * _ndtr((c - sr * x) / s1) ** n_arms  # noqa: E731
-        return integrate.quad(g, -12, 12, epsabs=1e-13, epsrel=1e-12, limit=200)[0]
-
-    return optimize.brentq(lambda c: cover(c) - (1 - alpha), 0.0, 10.0, xtol=1e-12)

@@ -1,36 +1,9 @@
-r"""External and synthetic control arms, vectorised over the replicates of a chunk.
-
-The kernels follow `trials.analyses`: arrays carry a leading replicate axis R, patients
-sit in columns (covariates as (R, n, p)), and every analysis returns a dict of (R,)
-arrays with ``estimate``, ``std_error``, ``lower``, ``upper``, ``p_value`` and
-``decision`` (plus a few keys of its own). Plain numpy/scipy; no fitting library.
-
-Pipeline (FDA externally controlled trials draft, 2023; REGULATORY.md §2):
-
-1. **Propensity score** of *current-trial membership*: per replicate, the logistic
-   regression of :math:`z_i` (1 = current trial, 0 = external) on :math:`[1, x_i]`,
-   fitted for all replicates at once by Newton-Raphson (IRLS), see `logistic_irls`.
-2. **ATT odds weights** for the external patients,
-   :math:`w_i = e(x_i) / (1 - e(x_i))`, which reweight the external population to the
-   covariate distribution of the current trial (the estimand's population); trial
-   patients keep weight 1. See `att_weights`; diagnostics in `balance` (standardised
-   mean differences and variance ratios, |SMD| < 0.1 and VR in 0.5-2 as targets).
-3. **Borrowing**:
-
-   * `hybrid_normal` / `hybrid_binary` / `hybrid_exponential`: a randomised trial
-     whose control arm is augmented by the external controls through a *weighted power
-     prior* (beastt, GSK; psborrow2 for time to event): each external patient's
-     likelihood is raised to :math:`a_0 w_i`, giving a conjugate normal, beta or gamma
-     (exponential hazard) prior with prior effective sample size
-     :math:`a_0 \sum_i w_i`;
-   * `external_normal`: a single-arm trial compared with the weighted external controls
-     only (weighted difference in means, M-estimation sandwich or Hajek standard
-     error).
-
-Estimates are reported on the difference scale (treatment - control; the log hazard ratio
-for time to event); ``direction`` and ``sided`` have the meaning they have in
-`trials.analyses`.
-"""
+"""Hybrid controls: a randomised trial whose control arm is augmented by external controls
+through a weighted power prior (beastt, GSK; psborrow2 for time to event). Each external
+patient's likelihood is raised to a0 w_i, giving a conjugate normal, beta or gamma
+(exponential hazard) prior with prior effective sample size a0 sum_i w_i; the posterior
+probability of benefit decides, and the estimate is on the difference scale (the log hazard
+ratio for time to event)."""
 
 from __future__ import annotations
 
@@ -39,17 +12,18 @@ from typing import Literal
 import numpy as np
 from scipy import special, stats
 
-from .analyses import finish
-
-RIDGE = 1e-8
-r"""Default ridge added to the logistic Hessian's slope block (separation safety).
-
-A penalty :math:`\tfrac{\lambda}{2}\lVert\beta_{\text{slopes}}\rVert^2` with
-:math:`\lambda = 10^{-8}` keeps the Newton system positive definite and the slopes finite
-under complete separation, while moving a well-posed fit by about
-:math:`\lambda \lVert H^{-1}\beta\rVert`, far below 1e-6 for any realistic sample size.
-The intercept is not penalised.
-"""
+from ..analyses import finish
+from ..borrowing import BetaMixture, prob_diff_greater
+from .propensity import (
+    RIDGE,
+    as_batch_matrix,
+    as_batch_vector,
+    att_weights,
+    kish,
+    per_replicate,
+    propensity_scores,
+    weights_or_ones,
+)
 
 EPSILON = 1e-3
 r"""Shape and rate of the vague initial :math:`\text{Gamma}(\varepsilon, \varepsilon)` prior
@@ -66,320 +40,11 @@ about :math:`1/(2d)`.
 """
 
 
-
-# ---------------------------------------------------------------------- input helpers
-def _as_batch_matrix(X: np.ndarray, name: str) -> np.ndarray:
-    """(R, n, p) float array; a (n, p) matrix is one replicate."""
-    X = np.asarray(X, dtype=float)
-    if X.ndim == 2:
-        X = X[None]
-    if X.ndim != 3:
-        raise ValueError(f"{name} must be (R, n, p) or (n, p); got shape {X.shape}")
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"{name} contains non-finite values")
-    return X
-
-
-def _as_batch_vector(y: np.ndarray, name: str, dtype=float) -> np.ndarray:
-    """(R, n) array; a (n,) vector is one replicate."""
-    y = np.asarray(y, dtype=dtype)
-    if y.ndim == 1:
-        y = y[None]
-    if y.ndim != 2:
-        raise ValueError(f"{name} must be (R, n) or (n,); got shape {y.shape}")
-    return y
-
-
-def _per_replicate(value, R: int, name: str) -> np.ndarray:
-    """A scalar or (R,) parameter as an (R,) float array."""
-    v = np.asarray(value, dtype=float)
-    if v.ndim == 0:
-        return np.full(R, float(v))
-    if v.shape != (R,):
-        raise ValueError(f"{name} must be a scalar or have shape ({R},); got shape {v.shape}")
-    return v
-
-
 def _check_a0(a0, R: int) -> np.ndarray:
-    a0 = _per_replicate(a0, R, "a0")
+    a0 = per_replicate(a0, R, "a0")
     if np.any(~np.isfinite(a0)) or np.any(a0 < 0):
         raise ValueError(f"a0 must be finite and >= 0; got {a0[(~np.isfinite(a0)) | (a0 < 0)][:3]}")
     return a0
-
-
-def _weights_or_ones(w, shape: tuple[int, int], name: str = "w") -> np.ndarray:
-    if w is None:
-        return np.ones(shape)
-    w = np.broadcast_to(np.asarray(w, dtype=float), shape) if np.ndim(w) == 1 else np.asarray(w, dtype=float)
-    if w.shape != shape:
-        raise ValueError(f"{name} must have the shape of the external outcomes {shape}; got {w.shape}")
-    if np.any(~np.isfinite(w)) or np.any(w < 0):
-        raise ValueError(f"{name} must be finite and >= 0")
-    return w
-
-
-# ---------------------------------------------------------------------- propensity score
-def logistic_irls(design: np.ndarray, z: np.ndarray, *, max_iter: int = 25, tol: float = 1e-10,
-                  ridge: float = RIDGE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""Batched logistic regression by Newton-Raphson (IRLS) with step halving.
-
-    For every replicate r, maximises the penalised log-likelihood
-
-    .. math::
-        \ell_r(\beta) = \sum_i \{z_{ri}\,\eta_{ri} - \log(1 + e^{\eta_{ri}})\}
-                        - \tfrac{\lambda}{2} \sum_{j \ge 1} \beta_j^2,
-        \qquad \eta_{ri} = d_{ri}^\top \beta,
-
-    with Newton steps :math:`\beta \leftarrow \beta + t\,H^{-1} g`, where
-    :math:`g = D^\top(z - \mu) - \lambda \tilde\beta`,
-    :math:`H = D^\top \operatorname{diag}\{\mu(1-\mu)\} D + \lambda \tilde I`
-    (:math:`\tilde I` is the identity without the intercept entry), all R systems solved
-    at once by `np.linalg.solve` on (R, q, q). The step length t starts at 1 and is
-    halved (up to 30 times) while the objective decreases, so a replicate never moves
-    downhill. A replicate stops updating once
-    :math:`\max_j |t\,\Delta\beta_j| \le \mathrm{tol}\,(1 + \max_j |\beta_j|)`.
-
-    Parameters
-    ----------
-    design : (R, n, q) array
-        Design matrices; column 0 must be the intercept (it is not penalised).
-    z : (R, n) or (n,) array of 0/1
-        Responses.
-    max_iter : int
-        Newton iterations at most.
-    tol : float
-        Relative step tolerance for convergence.
-    ridge : float
-        :math:`\lambda`, see `RIDGE`.
-
-    Returns
-    -------
-    coef : (R, q) array
-        Estimates (from the last iteration for replicates that did not converge).
-    converged : (R,) bool array
-        False where the step criterion was not met within ``max_iter`` (typically
-        complete or quasi-complete separation, where only the ridge keeps slopes finite)
-        or the iterates became non-finite.
-    n_iter : (R,) int array
-        Newton iterations used.
-    """
-    design = np.asarray(design, dtype=float)
-    R, n, q = design.shape
-    z = np.broadcast_to(np.asarray(z, dtype=float), (R, n))
-    pen = np.full(q, float(ridge))
-    pen[0] = 0.0
-
-    def objective(X, zz, b):
-        eta = np.matmul(X, b[..., None])[..., 0]
-        log1pexp = np.maximum(eta, 0.0) + np.log1p(np.exp(-np.abs(eta)))  # stable log(1 + e^eta)
-        return (zz * eta - log1pexp).sum(axis=1) - 0.5 * (pen * b**2).sum(axis=1), eta
-
-    coef = np.zeros((R, q))
-    converged = np.zeros(R, dtype=bool)
-    failed = np.zeros(R, dtype=bool)
-    n_iter = np.zeros(R, dtype=int)
-    ll, eta = objective(design, z, coef)
-    for _ in range(max_iter):
-        active = ~converged & ~failed
-        if not active.any():
-            break
-        every = active.all()  # views instead of copies while no replicate has stopped
-        X, zz, b, e0 = ((design, z, coef, eta) if every else
-                        (design[active], z[active], coef[active], eta[active]))
-        mu = special.expit(e0)
-        hess = np.matmul(X.transpose(0, 2, 1) * (mu * (1 - mu))[:, None, :], X) + np.diag(pen)
-        grad = np.matmul(X.transpose(0, 2, 1), (zz - mu)[..., None])[..., 0] - pen * b
-        try:
-            step = np.linalg.solve(hess, grad[..., None])[..., 0]
-        except np.linalg.LinAlgError:  # only possible with ridge = 0 and a singular design
-            failed[active] = True
-            break
-        t = np.ones(len(b))
-        ll_old = ll[active]
-        new = b + step
-        ll_new, eta_new = objective(X, zz, new)
-        for _h in range(30):
-            # accept equal-up-to-rounding values: near the optimum the change is ~1e-16 |ll|
-            worse = ~(ll_new >= ll_old - 1e-12 * (1 + np.abs(ll_old)))
-            if not worse.any():
-                break
-            t[worse] /= 2
-            new[worse] = b[worse] + t[worse, None] * step[worse]
-            ll_new[worse], eta_new[worse] = objective(X[worse], zz[worse], new[worse])
-        moved = np.abs(t[:, None] * step).max(axis=1)
-        coef[active], ll[active], eta[active] = new, ll_new, eta_new
-        n_iter[active] += 1
-        bad = ~np.all(np.isfinite(new), axis=1) | ~np.isfinite(ll_new)
-        done = ~bad & (moved <= tol * (1 + np.abs(new).max(axis=1)))
-        idx = np.flatnonzero(active)
-        failed[idx[bad]] = True
-        converged[idx[done]] = True
-    return coef, converged & ~failed, n_iter
-
-
-def propensity_scores(X_trial: np.ndarray, X_external: np.ndarray, max_iter: int = 25, tol: float = 1e-10,
-                      *, ridge: float = RIDGE) -> tuple[np.ndarray, np.ndarray]:
-    r"""Propensity of current-trial membership for each external patient.
-
-    Per replicate, the logistic model
-    :math:`\Pr(z = 1 \mid x) = e(x) = \operatorname{expit}(\beta_0 + x^\top\beta)`
-    is fitted to the stacked current-trial (z = 1) and external (z = 0) patients by
-    `logistic_irls` (batched Newton-Raphson with a :math:`10^{-8}` ridge on the slopes,
-    see `RIDGE`).
-
-    Parameters
-    ----------
-    X_trial : (R, n_trial, p) or (n_trial, p) array
-        Covariates of the current-trial patients (all arms: randomisation makes them one
-        sample of the trial population).
-    X_external : (R, n_ext, p) or (n_ext, p) array
-        Covariates of the external patients, same columns.
-    max_iter, tol : int, float
-        Passed to `logistic_irls`.
-    ridge : float
-        Slope penalty, see `RIDGE`.
-
-    Returns
-    -------
-    ps : (R, n_ext) array
-        Fitted :math:`e(x_i)` of the external patients.
-    converged : (R,) bool array
-        Newton convergence per replicate (False flags separation or non-finite fits).
-    """
-    Xt, Xe = _as_batch_matrix(X_trial, "X_trial"), _as_batch_matrix(X_external, "X_external")
-    if Xt.shape[0] != Xe.shape[0] or Xt.shape[2] != Xe.shape[2]:
-        raise ValueError(f"X_trial {Xt.shape} and X_external {Xe.shape} must share R and p")
-    fit = _fit_ps(Xt, Xe, max_iter, tol, ridge)
-    return fit["ps"][:, Xt.shape[1]:], fit["converged"]
-
-
-def _fit_ps(Xt: np.ndarray, Xe: np.ndarray, max_iter: int, tol: float, ridge: float) -> dict[str, np.ndarray]:
-    """The stacked design [1, X] (trial rows first), z, coefficients, fitted ps of all rows."""
-    R, n_t, _ = Xt.shape
-    n_e = Xe.shape[1]
-    if n_t == 0 or n_e == 0:
-        raise ValueError(f"both groups need patients; got n_trial={n_t}, n_ext={n_e}")
-    design = np.concatenate([np.ones((R, n_t + n_e, 1)), np.concatenate([Xt, Xe], axis=1)], axis=2)
-    z = np.concatenate([np.ones(n_t), np.zeros(n_e)])
-    coef, converged, _ = logistic_irls(design, z, max_iter=max_iter, tol=tol, ridge=ridge)
-    ps = special.expit(np.matmul(design, coef[..., None])[..., 0])
-    return {"design": design, "z": z, "coef": coef, "converged": converged, "ps": ps}
-
-
-def att_weights(ps: np.ndarray, truncate: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    r"""ATT odds weights of the external patients and their Kish effective sample size.
-
-    .. math::
-        \tilde w_i = \frac{e_i}{1 - e_i}, \qquad
-        w_i = n_{\text{ext}} \frac{\tilde w_i}{\sum_k \tilde w_k}, \qquad
-        \text{ESS} = \frac{(\sum_i w_i)^2}{\sum_i w_i^2} \le n_{\text{ext}}.
-
-    The odds weights reweight the external sample to the covariate distribution of the
-    current trial (the ATT population); current-trial patients have weight 1 and are not
-    returned. Normalising to sum :math:`n_{\text{ext}}` makes a power prior with
-    :math:`a_0 = 1` worth exactly the external sample size. Note that the weighted
-    external mean has sampling variance :math:`\sigma^2 / \text{ESS}` (Kish), not
-    :math:`\sigma^2 / n_{\text{ext}}`: with unequal weights a power prior on these
-    weights claims more information than the reweighted data carry. To borrow no more
-    than the Kish ESS, pass ``w * ess[:, None] / n_ext`` as the weights (or lower
-    :math:`a_0`), and report both ESS values.
-
-    Parameters
-    ----------
-    ps : (R, n_ext) or (n_ext,) array
-        Propensity of current-trial membership of each external patient, in [0, 1).
-        Values within 1e-15 of 1 are clipped there (odds at most about 1e15).
-    truncate : float in (0, 1], optional
-        Truncation (capping, not trimming): the odds above their per-replicate
-        ``truncate`` quantile (e.g. 0.99) are set to that quantile before normalising;
-        no patient is dropped. None (default) keeps the weights as they are.
-
-    Returns
-    -------
-    w : (R, n_ext) array
-        Normalised weights, each row summing to n_ext.
-    ess : (R,) array
-        Kish effective sample size of each row.
-    """
-    w, _ = _att_weights_capped(ps, truncate)
-    return w, _kish(w)
-
-
-def _kish(w: np.ndarray) -> np.ndarray:
-    return w.sum(axis=1) ** 2 / (w**2).sum(axis=1)
-
-
-def _att_weights_capped(ps, truncate: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised ATT weights and the mask of patients whose odds were capped."""
-    ps = _as_batch_vector(ps, "ps")
-    if np.any(~np.isfinite(ps)) or np.any((ps < 0) | (ps > 1)):
-        raise ValueError("ps must be finite probabilities in [0, 1]")
-    odds = (p := np.minimum(ps, 1 - 1e-15)) / (1 - p)
-    capped = np.zeros(odds.shape, dtype=bool)
-    if truncate is not None:
-        if not 0 < truncate <= 1:
-            raise ValueError(f"truncate must be a quantile in (0, 1]; got {truncate}")
-        cap = np.quantile(odds, truncate, axis=1, keepdims=True)
-        capped = odds > cap
-        odds = np.minimum(odds, cap)
-    total = odds.sum(axis=1, keepdims=True)
-    if np.any(total <= 0):
-        raise ValueError("every replicate needs at least one external patient with ps > 0")
-    return ps.shape[1] * odds / total, capped
-
-
-def _weighted_mean_var(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted mean and reliability-weighted (unbiased for equal weights) variance over axis 1.
-
-    x (R, n, p), w (R, n): var = sum w (x - m)^2 / (V1 - V2 / V1), V1 = sum w, V2 = sum w^2.
-    """
-    v1 = w.sum(axis=1)
-    v2 = (w**2).sum(axis=1)
-    m = np.einsum("rn,rnp->rp", w, x) / v1[:, None]
-    var = np.einsum("rn,rnp->rp", w, (x - m[:, None, :]) ** 2) / (v1 - v2 / v1)[:, None]
-    return m, var
-
-
-def balance(X_trial: np.ndarray, X_external: np.ndarray, w: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    r"""Covariate balance of the (weighted) external patients against the current trial.
-
-    .. math::
-        \text{SMD}_j = \frac{\bar x^{\text{trial}}_j - \bar x^{\text{ext}, w}_j}
-                            {\sqrt{(s^2_{\text{trial}, j} + s^2_{\text{ext}, j}) / 2}},
-        \qquad
-        \text{VR}_j = \frac{s^{2}_{\text{ext}, w, j}}{s^2_{\text{trial}, j}},
-
-    where :math:`\bar x^{\text{ext}, w}` and :math:`s^2_{\text{ext}, w}` are the
-    weighted mean and the reliability-weighted variance
-    :math:`\sum w (x - \bar x^w)^2 / (V_1 - V_2 / V_1)`. The SMD denominator is the
-    pooled **unweighted** standard deviation (ddof = 1) of the two groups, the love-plot
-    convention: it is the same before and after weighting, so a change in SMD reflects a
-    change in the weighted mean only. Targets (REGULATORY.md §1): |SMD| < 0.1 (0.25
-    tolerated), VR in [0.5, 2].
-
-    Parameters
-    ----------
-    X_trial : (R, n_trial, p) or (n_trial, p) array
-    X_external : (R, n_ext, p) or (n_ext, p) array
-    w : (R, n_ext) or (n_ext,) array, optional
-        External weights (e.g. from `att_weights`); None gives the raw balance.
-
-    Returns
-    -------
-    dict with ``smd`` and ``variance_ratio``, each (R, p).
-    """
-    Xt, Xe = _as_batch_matrix(X_trial, "X_trial"), _as_batch_matrix(X_external, "X_external")
-    if Xt.shape[0] != Xe.shape[0] or Xt.shape[2] != Xe.shape[2]:
-        raise ValueError(f"X_trial {Xt.shape} and X_external {Xe.shape} must share R and p")
-    R, n_e, _ = Xe.shape
-    w = _weights_or_ones(w, (R, n_e))
-    m_t, v_t = Xt.mean(axis=1), Xt.var(axis=1, ddof=1)
-    v_e = Xe.var(axis=1, ddof=1)
-    m_w, v_w = _weighted_mean_var(Xe, w)
-    with np.errstate(divide="ignore", invalid="ignore"):  # constant covariates give inf/nan, as they should
-        smd = (m_t - m_w) / np.sqrt((v_t + v_e) / 2)
-        vr = v_w / v_t
-    return {"smd": smd, "variance_ratio": vr}
 
 
 # ---------------------------------------------------------------------- weighted power priors
@@ -409,11 +74,11 @@ def weighted_power_prior_normal(y_ext: np.ndarray, w: np.ndarray | None, a0, sig
     dict of (R,) arrays: ``mean``, ``variance`` (inf when the ESS is 0), ``precision``
     (:math:`a_0 \sum w / \sigma^2`, 0 when the ESS is 0) and ``ess``.
     """
-    y_ext = _as_batch_vector(y_ext, "y_ext")
+    y_ext = as_batch_vector(y_ext, "y_ext")
     R = y_ext.shape[0]
-    w = _weights_or_ones(w, y_ext.shape)
+    w = weights_or_ones(w, y_ext.shape)
     a0 = _check_a0(a0, R)
-    sigma = _per_replicate(sigma, R, "sigma")
+    sigma = per_replicate(sigma, R, "sigma")
     sw = w.sum(axis=1)
     with np.errstate(invalid="ignore"):  # all-zero weights: mean undefined, harmless when ess = 0
         mean = (w * y_ext).sum(axis=1) / sw
@@ -443,11 +108,11 @@ def weighted_power_prior_binary(y_ext: np.ndarray, w: np.ndarray | None, a0) -> 
     -------
     dict of (R,) arrays: ``alpha``, ``beta``, ``mean`` and ``ess``.
     """
-    y_ext = _as_batch_vector(y_ext, "y_ext")
+    y_ext = as_batch_vector(y_ext, "y_ext")
     if np.any((y_ext != 0) & (y_ext != 1)):
         raise ValueError("y_ext must be 0/1")
     R = y_ext.shape[0]
-    w = _weights_or_ones(w, y_ext.shape)
+    w = weights_or_ones(w, y_ext.shape)
     a0 = _check_a0(a0, R)
     a = 1 + a0 * (w * y_ext).sum(axis=1)
     b = 1 + a0 * (w * (1 - y_ext)).sum(axis=1)
@@ -490,7 +155,7 @@ def weighted_power_prior_exponential(time_ext: np.ndarray, event_ext: np.ndarray
     """
     time_ext, event_ext = _survival_arrays(time_ext, event_ext, "time_ext", "event_ext")
     R = time_ext.shape[0]
-    w = _weights_or_ones(w, time_ext.shape)
+    w = weights_or_ones(w, time_ext.shape)
     a0 = _check_a0(a0, R)
     if not epsilon > 0:
         raise ValueError(f"epsilon must be > 0; got {epsilon}")
@@ -502,8 +167,8 @@ def weighted_power_prior_exponential(time_ext: np.ndarray, event_ext: np.ndarray
 
 def _survival_arrays(time, event, time_name: str, event_name: str) -> tuple[np.ndarray, np.ndarray]:
     """Checked (R, n) follow-up times (finite, >= 0) and 0/1 event indicators."""
-    time = _as_batch_vector(time, time_name)
-    event = _as_batch_vector(event, event_name)
+    time = as_batch_vector(time, time_name)
+    event = as_batch_vector(event, event_name)
     if event.shape != time.shape:
         raise ValueError(f"{time_name} {time.shape} and {event_name} {event.shape} must have the same shape")
     if np.any(~np.isfinite(time)) or np.any(time < 0):
@@ -553,8 +218,6 @@ def prob_beta_greater(a1, b1, a2, b2) -> np.ndarray:
     The one-component case of `trials.borrowing.prob_diff_greater` (its checked
     quadrature; error < 1e-10 against `scipy.integrate.quad` on the tested cases).
     """
-    from .borrowing import BetaMixture, prob_diff_greater
-
     a1, b1, a2, b2 = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (a1, b1, a2, b2)))
     shape = a1.shape
     one = np.ones((int(np.prod(shape)), 1))
@@ -567,11 +230,11 @@ def prob_beta_greater(a1, b1, a2, b2) -> np.ndarray:
 def _external_weights(X, X_ext, arm, weights, R, n_ext, truncate, ps_reference, max_iter, tol, ridge):
     """Weights (R, n_ext), Kish ESS (R,) and PS convergence (R,) for a hybrid analysis."""
     if weights is not None:
-        w = _weights_or_ones(weights, (R, n_ext), "weights")
-        return w, _kish(w), np.ones(R, dtype=bool)
+        w = weights_or_ones(weights, (R, n_ext), "weights")
+        return w, kish(w), np.ones(R, dtype=bool)
     if X is None or X_ext is None:
         raise ValueError("give the covariates X and X_ext (for propensity-score weights) or weights")
-    X = _as_batch_matrix(X, "X")
+    X = as_batch_matrix(X, "X")
     if ps_reference == "control":
         X = X[:, arm == 0]
     elif ps_reference != "trial":
@@ -592,9 +255,9 @@ def _posterior_tail(prob_greater, alpha, sided, direction):
 
 def _hybrid_inputs(y, arm, y_ext):
     """Checked (R, n) trial outcomes, (n,) arms and (R, n_ext) external outcomes."""
-    y = _as_batch_vector(y, "y")
+    y = as_batch_vector(y, "y")
     arm = np.asarray(arm)
-    y_ext = _as_batch_vector(y_ext, "y_ext")
+    y_ext = as_batch_vector(y_ext, "y_ext")
     R, n_ext = y.shape[0], y_ext.shape[1]
     if y_ext.shape[0] != R or arm.shape != (y.shape[1],):
         raise ValueError(f"y {y.shape}, arm {arm.shape} and y_ext {y_ext.shape} disagree")
@@ -670,7 +333,7 @@ def hybrid_normal(y: np.ndarray, arm: np.ndarray, y_ext: np.ndarray, X: np.ndarr
     y, arm, y_ext, R, n_ext = _hybrid_inputs(y, arm, y_ext)
     w, kish, ok = _external_weights(X, X_ext, arm, weights, R, n_ext, truncate, ps_reference,
                                     max_iter, tol, ridge)
-    sigma = _per_replicate(sigma, R, "sigma")
+    sigma = per_replicate(sigma, R, "sigma")
     prior = weighted_power_prior_normal(y_ext, w, a0, sigma)
     t, c = y[:, arm == 1], y[:, arm == 0]
     n_t, n_c = t.shape[1], c.shape[1]
@@ -827,132 +490,3 @@ def hybrid_exponential(time: np.ndarray, event: np.ndarray, arm: np.ndarray, tim
     return {"estimate": est, "std_error": sd, "lower": lower, "upper": upper, "p_value": p,
             "decision": (p < alpha).astype(np.int8), "posterior_prob": post, "prior_ess": prior["ess"],
             "prior_events": prior["events"], "weights_ess": kish, "ps_converged": ok}
-
-
-# ---------------------------------------------------------------------- purely external comparison
-def external_normal(y: np.ndarray, y_ext: np.ndarray, X: np.ndarray | None = None,
-                    X_ext: np.ndarray | None = None, *, alpha: float = 0.025,
-                    sided: Literal["one", "two"] = "one", direction: Literal["greater", "less"] = "greater",
-                    level: float = 0.95, weights: np.ndarray | None = None, truncate: float | None = None,
-                    se: Literal["sandwich", "hajek"] = "sandwich", max_iter: int = 25, tol: float = 1e-10,
-                    ridge: float = RIDGE) -> dict[str, np.ndarray]:
-    r"""Single-arm trial against weighted external controls: weighted difference in means.
-
-    .. math::
-        \hat\delta = \hat\mu_1 - \hat\mu_0, \qquad \hat\mu_1 = \bar y, \qquad
-        \hat\mu_0 = \frac{\sum_i w_i y_i}{\sum_i w_i},
-
-    with :math:`w` the ATT odds weights (`att_weights`), so that :math:`\hat\mu_0`
-    estimates the external-control mean in the trial's covariate distribution and
-    :math:`\hat\delta` the effect in the treated (ATT). Reference distribution: standard
-    normal. Two robust standard errors:
-
-    ``se="hajek"``: the Hajek (ratio-estimator) sandwich with the weights held fixed,
-
-    .. math::
-        \widehat{\operatorname{se}}^2 = \frac{s^2}{n}
-            + \frac{\sum_i w_i^2 (y_i - \hat\mu_0)^2}{(\sum_i w_i)^2};
-
-    it ignores the estimation of the propensity score, which for the ATT can err either
-    way (Reifeis & Hudgens 2022, Am J Epidemiol 191:1092); in the tests' confounded
-    scenario it is conservative (coverage 0.99 for a nominal 0.95).
-
-    ``se="sandwich"`` (default): the M-estimation sandwich
-    :math:`A^{-1} B A^{-\top}` of the stacked estimating equations
-    :math:`\theta = (\beta, \mu_1, \mu_0)`, summed over the N = n + n_ext patients
-    (:math:`z_i = 1` in the trial, :math:`d_i = [1, x_i]`,
-    :math:`e_i = \operatorname{expit}(d_i^\top\beta)`),
-
-    .. math::
-        \psi_\beta = (z_i - e_i)\, d_i, \qquad
-        \psi_{\mu_1} = z_i (y_i - \mu_1), \qquad
-        \psi_{\mu_0} = (1 - z_i)\, w_i(\beta) (y_i - \mu_0),
-
-    with :math:`B = \sum_i \psi_i\psi_i^\top`,
-    :math:`A = -\sum_i \partial\psi_i / \partial\theta^\top`
-    (:math:`\partial w_i / \partial\beta = w_i d_i`, the odds being
-    :math:`e^{d_i^\top\beta}` up to a constant that cancels), and
-    :math:`\widehat{\operatorname{se}}^2 = c^\top A^{-1} B A^{-\top} c`,
-    :math:`c = e_{\mu_1} - e_{\mu_0}`. It accounts for the propensity-score estimation.
-    Patients whose odds were capped by ``truncate`` are given
-    :math:`\partial w_i / \partial\beta = 0` (the cap treated as fixed, an
-    approximation). With ``weights`` given there is nothing estimated in the weights and
-    both choices give the Hajek formula.
-
-    Parameters
-    ----------
-    y : (R, n) array
-        Outcomes of the single-arm (treated) current trial.
-    y_ext : (R, n_ext) array
-        External control outcomes.
-    X, X_ext : (R, n, p) and (R, n_ext, p) arrays, optional
-        Covariates for the propensity score; not needed when ``weights`` is given.
-    alpha, sided, direction, level
-        As in `trials.analyses`.
-    weights, truncate, max_iter, tol, ridge
-        As in `hybrid_normal`.
-    se : {"sandwich", "hajek"}
-        Standard error, see above.
-
-    Returns
-    -------
-    dict of (R,) arrays: the keys of `trials.analyses` plus ``weights_ess`` and
-    ``ps_converged``.
-    """
-    y = _as_batch_vector(y, "y")
-    y_ext = _as_batch_vector(y_ext, "y_ext")
-    R, n = y.shape
-    n_ext = y_ext.shape[1]
-    if y_ext.shape[0] != R:
-        raise ValueError(f"y {y.shape} and y_ext {y_ext.shape} must share R")
-    if se not in ("sandwich", "hajek"):
-        raise ValueError(f"se must be 'sandwich' or 'hajek'; got {se!r}")
-    if weights is not None:
-        w = _weights_or_ones(weights, (R, n_ext), "weights")
-        ok, fit, capped = np.ones(R, dtype=bool), None, None
-    else:
-        if X is None or X_ext is None:
-            raise ValueError("give the covariates X and X_ext (for propensity-score weights) or weights")
-        Xt, Xe = _as_batch_matrix(X, "X"), _as_batch_matrix(X_ext, "X_ext")
-        if Xt.shape[:2] != (R, n) or Xe.shape[:2] != (R, n_ext) or Xt.shape[2] != Xe.shape[2]:
-            raise ValueError(f"X {Xt.shape} and X_ext {Xe.shape} do not match y {y.shape} and y_ext {y_ext.shape}")
-        fit = _fit_ps(Xt, Xe, max_iter, tol, ridge)
-        ok = fit["converged"]
-        w, capped = _att_weights_capped(fit["ps"][:, n:], truncate)
-    sw = w.sum(axis=1)
-    mu1 = y.mean(axis=1)
-    mu0 = (w * y_ext).sum(axis=1) / sw
-    est = mu1 - mu0
-    if fit is None or se == "hajek":
-        var0 = (w**2 * (y_ext - mu0[:, None]) ** 2).sum(axis=1) / sw**2
-        std_error = np.sqrt(y.var(axis=1, ddof=1) / n + var0)
-    else:
-        std_error = np.sqrt(_att_sandwich_var(fit, y, y_ext, w, capped, mu1, mu0, ridge))
-    out = finish(est, std_error, None, alpha, sided, direction, level)
-    out.update(weights_ess=_kish(w), ps_converged=ok)
-    return out
-
-
-def _att_sandwich_var(fit, y, y_ext, w, capped, mu1, mu0, ridge) -> np.ndarray:
-    """c' A^{-1} B A^{-T} c for theta = (beta, mu1, mu0); see `external_normal`."""
-    D, z, e = fit["design"], fit["z"], fit["ps"]
-    R, N, q = D.shape
-    n = y.shape[1]
-    y_all = np.concatenate([y, y_ext], axis=1)
-    w_all = np.concatenate([np.zeros((R, n)), w], axis=1)
-    dw_all = np.concatenate([np.zeros((R, n)), np.where(capped, 0.0, w)], axis=1)  # d w_i / d eta_i
-    r1 = z * (y_all - mu1[:, None])
-    r0 = w_all * (y_all - mu0[:, None])
-    psi = np.concatenate([(z - e)[..., None] * D, r1[..., None], r0[..., None]], axis=2)
-    B = np.matmul(psi.transpose(0, 2, 1), psi)
-    pen = np.full(q, float(ridge))
-    pen[0] = 0.0
-    A = np.zeros((R, q + 2, q + 2))
-    A[:, :q, :q] = np.matmul(D.transpose(0, 2, 1) * (e * (1 - e))[:, None, :], D) + np.diag(pen)
-    A[:, q, q] = z.sum()
-    A[:, q + 1, :q] = -np.einsum("rn,rnq->rq", dw_all * (y_all - mu0[:, None]), D)
-    A[:, q + 1, q + 1] = w_all.sum(axis=1)
-    c = np.zeros(q + 2)
-    c[q], c[q + 1] = 1.0, -1.0
-    u = np.linalg.solve(A.transpose(0, 2, 1), np.broadcast_to(c, (R, q + 2))[..., None])[..., 0]
-    return np.einsum("rp,rpq,rq->r", u, B, u)
