@@ -8,7 +8,6 @@ Patient rows are never logged: inputs are recorded by path, SHA-256 and a schema
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -21,6 +20,7 @@ import mlflow
 import mlflow.pyfunc
 import pandas as pd
 
+from insilico.common.jsonable import dumps, lenient
 from insilico.virtual_patients.generator import Generator
 
 DEFAULT_EXPERIMENT = "insilico-trials"
@@ -90,7 +90,7 @@ def log_input_file(path: str | Path, sha256: str, columns: dict[str, str], conte
 
 
 def log_json(obj: Any, artifact_file: str) -> None:
-    mlflow.log_text(json.dumps(obj, indent=2, default=str), artifact_file)
+    mlflow.log_text(dumps(obj, strict=False, default=lenient), artifact_file)
 
 
 def log_dataframe(df, artifact_file: str) -> None:

@@ -41,19 +41,30 @@ _RC = {
 }
 
 
-def _plt():
-    import matplotlib
+class _Canvas:
+    """What the figure functions need of pyplot, without pyplot: each figure is a
+    `matplotlib.figure.Figure` rendered by the Agg canvas on ``savefig``, so figures render
+    headless whatever the session's backend and never enter pyplot's figure manager (a
+    notebook's inline backend and its open figures are left alone)."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    @staticmethod
+    def subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, **kwargs):
+        from matplotlib.figure import Figure
 
-    return plt
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots(nrows, ncols, **kwargs)
+
+    @staticmethod
+    def rc_context(rc: dict):
+        import matplotlib
+
+        return matplotlib.rc_context(rc)
 
 
 @contextmanager
 def _style() -> Iterator:
     """pyplot inside the report style (an rc_context: the caller's settings are untouched)."""
-    plt = _plt()
+    plt = _Canvas()
     from cycler import cycler
 
     with plt.rc_context({**_RC, "axes.prop_cycle": cycler(color=PALETTE)}):
@@ -352,7 +363,6 @@ def _save(fig, out: str | Path, *, tight: bool = True) -> Path:
     if tight:
         fig.tight_layout()
     fig.savefig(out, dpi=DPI)
-    _plt().close(fig)
     return out
 
 

@@ -21,7 +21,6 @@ appear as supplementary figures (Appendix E).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import shutil
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from insilico.common.files import sha256_file
+from insilico.common.jsonable import dumps, lenient
 from insilico.common.resources import TEMPLATES as TEMPLATES_PACKAGE
 from insilico.common.resources import data_dir
 
@@ -185,7 +185,7 @@ def _record_view(d: dict, i: int) -> dict:
             "passed": d["passed"], "verdict": verdict, "category": d["category"],
             "description": d.get("description", ""), "artifact": d.get("artifact"),
             "artifact_sha256": d.get("artifact_sha256"), "run_id": d.get("run_id"),
-            "detail": json.dumps(detail, sort_keys=True, ensure_ascii=False, default=str) if detail else "",
+            "detail": dumps(detail, indent=None, strict=False, default=lenient, sort_keys=True) if detail else "",
             "figure": None, "hash_ok": None, "cited_by": []}
 
 

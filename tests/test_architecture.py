@@ -186,3 +186,14 @@ def test_architecture_md_lists_every_module():
     on_disk = {p.relative_to(ROOT).as_posix() for folder in FOLDERS for p in (ROOT / folder).rglob("*.py")}
     assert listed == on_disk, (f"missing from ARCHITECTURE.md: {sorted(on_disk - listed)}; "
                                f"listed but absent: {sorted(listed - on_disk)}")
+
+
+def test_the_wheel_lists_every_package():
+    """pyproject's explicit package list (package-dir maps the folders) names every package on disk."""
+    import tomllib
+
+    conf = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(conf["packages"])
+    on_disk = {m for m, p in modules().items() if p.name == "__init__.py"}
+    assert listed == on_disk, f"missing from pyproject: {sorted(on_disk - listed)}; not on disk: {sorted(listed - on_disk)}"
+    assert conf["package-dir"] == {"insilico": "insilico", **{v: k for k, v in FOLDERS.items() if k != "insilico"}}

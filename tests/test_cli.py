@@ -158,3 +158,57 @@ def test_fit_sample_twins_end_to_end(tmp_path, capsys):
 def _latest_version(name: str) -> str:
     client = mlflow.MlflowClient()
     return max(client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)).version
+
+
+# ---------------------------------------------------------------------- the CLI's own behaviour
+def test_version_and_debug_anywhere(capsys):
+    with pytest.raises(SystemExit) as ok:
+        main(["--version"])
+    assert ok.value.code == 0 and capsys.readouterr().out.startswith("insilico-trials ")
+    # --debug is accepted after the command too, and shows the traceback of a user error
+    assert main(["sample", "/nonexistent-generator", "--n", "5", "--seed", "1", "--out", "x.csv", "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "not a saved generator" in err
+
+
+def test_a_bug_is_exit_1_with_the_traceback_in_a_log(tmp_path, capsys, monkeypatch):
+    import insilico.stages.simulate as simulate
+
+    def broken(path):
+        raise KeyError("an internal mistake")
+
+    monkeypatch.setattr(simulate, "read_results", broken)
+    monkeypatch.setenv("INSILICO_LOG_DIR", str(tmp_path / "logs"))
+    assert main(["oc", "results.nc"]) == 1
+    err = capsys.readouterr().err
+    assert "internal error: KeyError" in err and "This is a bug in insilico-trials" in err
+    assert "Traceback" not in err  # not on the screen without --debug
+    (log,) = (tmp_path / "logs").glob("insilico-error-*.log")
+    assert str(log) in err and "Traceback" in log.read_text() and "an internal mistake" in log.read_text()
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """``insilico oc ... | head`` stops without a BrokenPipeError (the output is larger than a pipe's buffer)."""
+    import subprocess
+    import sys
+
+    import xarray as xr
+
+    from insilico.trials.design import TrialDesign
+    from insilico.trials.engine import run as simulate
+    from insilico.trials.oc import operating_characteristics
+
+    design = {"seed": 1, "replicates": 20, "chunk_size": 20,
+              "arms": [{"name": "control", "allocation": 1}, {"name": "treatment", "allocation": 1}],
+              "endpoint": {"family": "normal", "sd": 1.0}, "sample_size": {"total": 20},
+              "scenarios": [{"name": f"s{i}", "effect": i / 100} for i in range(400)],
+              "analyses": [{"name": "t", "method": "difference_in_means"}]}
+    # the results file as 'insilico simulate' writes it, without its per-chunk checkpoint
+    results = simulate(TrialDesign.from_dict(design), executor="serial")
+    xr.DataTree.from_dict({"replicates": results, "oc": operating_characteristics(results)}).to_netcdf(
+        tmp_path / "many.nc", engine="netcdf4")
+    insilico = Path(sys.executable).with_name("insilico")
+    run = subprocess.run(["bash", "-c", f"'{insilico}' oc '{tmp_path / 'many.nc'}' --format json | head -c 20; "
+                          "echo; echo status=${PIPESTATUS[0]}"], capture_output=True, text=True, timeout=120)
+    assert "status=0" in run.stdout, run.stdout + run.stderr
+    assert "BrokenPipe" not in run.stderr and "Traceback" not in run.stderr, run.stderr

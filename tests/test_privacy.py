@@ -235,8 +235,9 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
           "share_closer_to_train": 0.5, "membership_inference_auc": 0.5, "dcr_ratio": 1.0}
     out = tmp_path / "cohort.csv"
 
-    def half_then_fail(self, fh, **kw):
-        fh.write("age,sex\n50,")
+    def half_then_fail(self, target, **kw):  # half a file written, then the disk fills up
+        with open(target, "w") as fh:
+            fh.write("age,sex\n50,")
         raise OSError("disk full")
     monkeypatch.setattr(pd.DataFrame, "to_csv", half_then_fail)
     with pytest.raises(OSError, match="disk full"):

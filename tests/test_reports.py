@@ -14,8 +14,8 @@ import json
 import logging
 import math
 import re
-import shutil
 import subprocess
+import sys
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from browser import browse, tool
 
 from insilico.reports import figures as F
 from insilico.reports.render import (
@@ -41,14 +42,6 @@ OKABE_ITO = {c.lower() for c in F.PALETTE}
 def _load(name: str):
     with (DATA / name).open(encoding="utf-8") as f:
         return json.load(f)
-
-
-def _tool(*names: str) -> str:
-    for n in names:
-        path = shutil.which(n)
-        if path:
-            return path
-    pytest.fail(f"{names[0]} not found on PATH: run scripts/system-deps (apt-get install chromium poppler-utils)")
 
 
 def _sha256(path: Path) -> str:
@@ -491,50 +484,10 @@ def test_simulation_rejects_bad_input(tmp_path):
 
 # ----------------------------------------------------------------------------- browser and PDF
 
-PROBE = """<script>
-(function () {
-  var root = document.documentElement, errors = 0;
-  function mark() { root.dataset.probeErrors = errors; }
-  window.addEventListener("error", function () { errors++; mark(); }, true);  // JS errors and failed resources
-  window.addEventListener("securitypolicyviolation", function () { errors++; mark(); });
-  ["error", "warn"].forEach(function (level) {
-    var orig = console[level];
-    console[level] = function () { errors++; mark(); return orig.apply(console, arguments); };
-  });
-  window.addEventListener("load", function () {
-    var broken = 0;
-    for (const img of document.images) { if (!img.complete || img.naturalWidth === 0) broken++; }
-    root.dataset.probeImages = document.images.length;
-    root.dataset.brokenImages = broken;
-    mark();
-  });
-})();
-</script>"""
-
-
-def _browse(html_path: Path, tmp: Path) -> dict:
-    """Open the report (plus the probe) in headless Chromium: DOM marks, console lines, screenshot."""
-    chromium = _tool("chromium", "chromium-browser", "google-chrome")
-    probe = html_path.with_name("_probe_" + html_path.name)  # same folder: relative figures/ resolve
-    probe.write_text(html_path.read_text(encoding="utf-8").replace("<head>", "<head>\n" + PROBE, 1), encoding="utf-8")
-    common = [chromium, "--headless=new", "--disable-gpu", "--no-sandbox", "--disable-dev-shm-usage",
-              "--no-first-run", f"--user-data-dir={tmp / 'profile'}"]
-    dom = subprocess.run([*common, "--enable-logging=stderr", "--v=0", "--dump-dom", probe.as_uri()],
-                         capture_output=True, text=True, timeout=120, check=True)
-    shot = tmp / f"{html_path.stem}.png"
-    subprocess.run([*common, f"--screenshot={shot}", "--window-size=1280,4000", html_path.as_uri()],
-                   capture_output=True, timeout=120, check=True)
-    probe.unlink()
-    root = re.search(r"<html[^>]*>", dom.stdout).group(0)
-    marks = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', root))
-    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
-    return {"marks": marks, "console": console, "screenshot": shot}
-
-
 @pytest.mark.parametrize("report", ["credibility", "simulation"])
 def test_reports_open_cleanly_in_chromium(request, report, tmp_path):
     r = request.getfixturevalue(report)
-    seen = _browse(r["paths"]["html"], tmp_path)
+    seen = browse(r["paths"]["html"], tmp_path)
     assert "broken-images" in seen["marks"], "the load event never fired in Chromium"
     assert seen["marks"]["probe-images"] == str(len(r["page"].imgs))
     assert seen["marks"]["broken-images"] == "0"
@@ -547,7 +500,7 @@ def test_reports_open_cleanly_in_chromium(request, report, tmp_path):
 def _pdf_pages(pdf: Path, tmp: Path) -> list[np.ndarray]:
     from PIL import Image
 
-    pdftoppm = _tool("pdftoppm")
+    pdftoppm = tool("pdftoppm")
     subprocess.run([pdftoppm, "-r", "50", "-png", str(pdf), str(tmp / "page")], check=True, timeout=120)
     pages = []
     for png in sorted(tmp.glob("page-*.png")):
@@ -562,7 +515,7 @@ def test_pdf_is_a4_numbered_and_has_no_blank_page(request, report, min_pages, tm
     pdf = r["paths"]["pdf"]
     pages = _pdf_pages(pdf, tmp_path)
     assert len(pages) >= min_pages
-    info = subprocess.run([_tool("pdfinfo"), str(pdf)], capture_output=True, text=True, check=True).stdout
+    info = subprocess.run([tool("pdfinfo"), str(pdf)], capture_output=True, text=True, check=True).stdout
     assert re.search(r"Pages:\s+(\d+)", info).group(1) == str(len(pages))
     assert "(A4)" in info
     for i, px in enumerate(pages, start=1):
@@ -571,7 +524,7 @@ def test_pdf_is_a4_numbered_and_has_no_blank_page(request, report, min_pages, tm
         # A4 at 50 dpi is 413 x 585 px; a page holding only a short table (~3 lines) still
         # darkens > 0.5% of its body, an empty page none.
         assert (body < 200).mean() > 0.005, f"{report}.pdf page {i} is blank"
-        text = subprocess.run([_tool("pdftotext"), "-f", str(i), "-l", str(i), str(pdf), "-"],
+        text = subprocess.run([tool("pdftotext"), "-f", str(i), "-l", str(i), str(pdf), "-"],
                               capture_output=True, text=True, check=True).stdout
         assert f"Page {i} of {len(pages)}" in text
 
@@ -583,3 +536,17 @@ def test_render_leaves_a_self_contained_folder_quickly(credibility, simulation):
         assert {Path(s).name for s in r["page"].imgs} == names
     # render budget on a CI core: WeasyPrint lays out ~20 A4 pages in ~5 s
     assert credibility["seconds"] < 30 and simulation["seconds"] < 15
+
+
+def test_figures_leave_the_session_backend_alone(tmp_path):
+    """Rendering a figure neither switches matplotlib's backend (a notebook keeps its inline
+    figures) nor opens a pyplot figure."""
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    F.oc_curves(pd.DataFrame({"x": [0.0, 1.0], "y": [0.1, 0.8], "a": ["t", "t"], "e": [0.01, 0.02]}), "x", "y", "a",
+                tmp_path / "c.png", "Pr(reject)", err="e")
+    assert matplotlib.get_backend() == before
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if "matplotlib.pyplot" in sys.modules:
+        assert sys.modules["matplotlib.pyplot"].get_fignums() == []

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import xarray as xr
 
+from insilico.common.files import atomic
+
 from .design import TrialDesign
 
 
@@ -31,11 +33,8 @@ class Checkpoint:
         for label, v in result["truth"].items():
             ds[f"{label}__truth"] = ("replicate", v)
         ds.attrs["design_sha256"] = self.design.hash()
-        self.path.mkdir(parents=True, exist_ok=True)
-        final = self.path / f"s{key[0]}_c{key[1]}.zarr"
-        tmp = self.path / f".s{key[0]}_c{key[1]}.zarr.tmp"
-        ds.to_zarr(tmp, mode="w", consolidated=False)
-        tmp.rename(final)
+        with atomic(self.path / f"s{key[0]}_c{key[1]}.zarr", directory=True) as tmp:
+            ds.to_zarr(tmp, mode="w", consolidated=False)
 
     def load(self) -> dict:
         if not self.path.exists():

@@ -11,6 +11,7 @@ MCSE); mean interval width and expected sample size (MCSE sd/sqrt(R)).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 
@@ -74,12 +75,18 @@ def operating_characteristics(results: xr.Dataset) -> xr.Dataset:
     return out
 
 
-def oc_table(oc: xr.Dataset):
-    """A tidy pandas table: one row per (scenario, analysis), value and MCSE side by side."""
-    import pandas as pd
+def oc_table(oc: xr.Dataset) -> pd.DataFrame:
+    """A tidy table: one row per (scenario, analysis), each OC beside its MCSE.
 
+    ``kind`` (null / drift / alternative, `insilico.trials.scales`) says what a row's
+    rejection rate is: a type I error (null, drift) or power (alternative; assurance under
+    a design prior on the effect).
+    """
     names = ["rejection_rate", "bias", "rmse", "coverage", "mean_width", "expected_n"]
     names += [n for n in ("expected_events", "early_stop") if n in oc and bool(np.isfinite(oc[n]).any())]
     df = oc[[*names, *(f"{n}_mcse" for n in names), "n_replicates", "true_effect"]].to_dataframe()
-    order = ["true_effect"] + [c for n in names for c in (n, f"{n}_mcse")] + ["n_replicates"]
+    kind = ["kind"] if "scenario_kind" in oc.coords else []
+    if kind:
+        df["kind"] = oc["scenario_kind"].to_series().reindex(df.index.get_level_values("scenario")).to_numpy()
+    order = [*kind, "true_effect"] + [c for n in names for c in (n, f"{n}_mcse")] + ["n_replicates"]
     return pd.DataFrame(df)[order]

@@ -15,10 +15,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import model_validator
 
 from insilico.common.files import write_text
 from insilico.common.jsonable import jsonable
+from insilico.common.specfile import Strict
 
 # ASME V&V 40-2018 credibility factors (exact names), by group; plus the calibration
 # factor that practice adds (REGULATORY.md §1).
@@ -57,13 +58,12 @@ CATEGORIES = (
 SUB_MODELS = ("virtual_patient_generation", "treatment_effect_model", "trial_decision_model")
 
 
-class Threshold(BaseModel):
+class Threshold(Strict):
     """A pre-set acceptance rule: ``min <= value <= max`` (either bound optional).
 
     ``equals`` is for counts that must be exact (zero divergences, zero exact copies).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     min: float | None = None
     max: float | None = None
     equals: float | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from insilico.common.files import sha256_bytes
 from insilico.common.tables import level_key
 
 
@@ -153,9 +154,7 @@ def holdout_split(df: pd.DataFrame, fraction: float, seed: int, strata: list[str
 
 def id_digest(ids) -> str:
     """SHA-256 of a sorted id list: proves which patients were in a set without listing them."""
-    import hashlib
-
-    return hashlib.sha256("\n".join(sorted(map(str, ids))).encode()).hexdigest()
+    return sha256_bytes("\n".join(sorted(map(str, ids))).encode())
 
 
 def km_band_check(sample, real: pd.DataFrame, time: str, event: str, *, n_cohorts: int = 200,

@@ -16,16 +16,17 @@ binary or categorical covariate adds 1 to the squared distance, as one training 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from scipy.spatial import cKDTree
 from sklearn.metrics import roc_auc_score
 
+from insilico.common.files import write_csv
+from insilico.common.specfile import Strict
 from insilico.common.tables import level_key
 from insilico.validation.fidelity import numeric_view
 
@@ -44,10 +45,9 @@ class PrivacyGateError(ValueError):
                          + "; ".join(self.reasons))
 
 
-class ReleaseLimits(BaseModel):
+class ReleaseLimits(Strict):
     """Pre-set privacy limits a synthetic cohort must meet before it leaves the analysis."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     # Real patients coincide with one another on low-resolution data (ages in years,
     # scores in half points, binary flags): the gate limits copies *beyond* the rate at
     # which held-out real patients match a training record. An absolute cap is optional.
@@ -340,14 +340,4 @@ def export_cohort(cohort: pd.DataFrame, path: str | os.PathLike, metrics: dict,
                        f"the cohort has {len(cohort)}: they describe another cohort")
     if reasons:
         raise PrivacyGateError(reasons, path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            cohort.to_csv(fh, index=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_csv(cohort, path, private=True)

@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     con = console()
     setup_logging(con, debug=debug)
     try:
-        return args.func(args, con)
+        code = args.func(args, con)
+        sys.stdout.flush()  # here, not at exit: a reader that went away is handled below
+        return code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

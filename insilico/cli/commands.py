@@ -121,6 +121,14 @@ def oc(args, con: Console) -> int:
     return 0
 
 
+def report(args, con: Console) -> int:
+    from insilico.simreport import simulation_report
+
+    paths = simulation_report(args.design, args.results, args.out, title=args.title)
+    con.print(f"simulation report: {paths['html']} and {paths['pdf']}")
+    return 0
+
+
 def validate(args, con: Console) -> int:
     from insilico.stages.validate import validate_study
 

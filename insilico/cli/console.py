@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 #: third-party loggers that narrate their internals at INFO (stores created, schema
-#: migrations, registry notices, GX docs sites, worker shutdowns): shown from WARNING
+#: migrations, registry notices, GX docs sites, worker shutdowns) and set their own level
 QUIET = ("mlflow", "alembic", "great_expectations", "distributed", "pymc", "pytensor", "numba", "matplotlib")
 
 
@@ -30,21 +30,38 @@ def console() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+class _Terminal(logging.Filter):
+    """Our messages from INFO, the libraries' from WARNING; each written as one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ours = record.name == "insilico" or record.name.startswith("insilico.")
+        if not ours and record.levelno < logging.WARNING:
+            return False
+        record.msg_line = record.getMessage() if ours else f"{record.levelname.lower()} ({record.name}): " \
+            f"{record.getMessage()}"
+        return True
+
+
 def setup_logging(con: Console, *, debug: bool = False) -> None:
-    """Route the ``insilico`` logger to the terminal; quiet the libraries' own loggers."""
+    """Send log records to the terminal: ours from INFO (DEBUG with ``--debug``), the
+    libraries' from WARNING. The handler sits on the root logger, so libraries that
+    configure their own logging only when nothing is configured (PyMC) leave it alone."""
     from rich.logging import RichHandler
 
     handler = RichHandler(console=con, show_time=False, show_level=False, show_path=False, markup=False,
                           rich_tracebacks=debug)
-    handler.setFormatter(logging.Formatter("· %(message)s"))
-    root = logging.getLogger("insilico")
+    handler.setFormatter(logging.Formatter("· %(msg_line)s"))
+    handler.addFilter(_Terminal())
+    root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)
-    root.propagate = False
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
     # GX pins this module's logger to INFO on import, below its parent's level
     logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
+    # MLflow configures its own handler when imported (set before that: the commands import it lazily);
+    # its registry notices about pickled models and signatures are not the user's concern
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
 
 
 def bug_log(err: BaseException, argv: list[str]) -> Path:

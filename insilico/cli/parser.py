@@ -16,7 +16,8 @@ class _Version(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         import insilico
 
-        parser.exit(message=f"insilico-trials {insilico.__version__}\n")
+        print(f"insilico-trials {insilico.__version__}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("results", help="file written by 'insilico simulate'")
     o.add_argument("--format", choices=["table", "csv", "json"], default="table")
     o.set_defaults(func=commands.oc)
+
+    rp_ = sub.add_parser("report", help="write the simulation report (HTML + PDF) of a results file")
+    rp_.add_argument("results", help="file written by 'insilico simulate'")
+    rp_.add_argument("--design", required=True, help="the design file that was simulated (names the report)")
+    rp_.add_argument("--out", required=True, help="folder for simulation.html, simulation.pdf and the figures")
+    rp_.add_argument("--title", help="report title (default: the design's name)")
+    rp_.set_defaults(func=commands.report)
 
     sc = sub.add_parser("schema", help="print the JSON Schema of a spec")
     sc.add_argument("name", choices=["generator", "effect", "design", "plan", "study"])

@@ -25,12 +25,13 @@ TABLE_SUFFIXES = {".parquet": "Parquet", ".pq": "Parquet"}
 
 
 @contextmanager
-def atomic(path: str | Path, *, directory: bool = False) -> Iterator[Path]:
+def atomic(path: str | Path, *, directory: bool = False, private: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `path`; it replaces `path` when the block succeeds.
 
     With ``directory=True`` the temporary path is an empty folder and replaces a folder
     (an existing one is removed first). On an exception the temporary path is removed
-    and `path` is left as it was.
+    and `path` is left as it was. A file is flushed to disk before it replaces `path`;
+    ``private`` leaves it readable by its owner only (patient-derived data).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,9 +42,13 @@ def atomic(path: str | Path, *, directory: bool = False) -> Iterator[Path]:
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(fd)
         tmp = Path(name)
-        tmp.chmod(0o666 & ~_umask())  # mkstemp makes it private; the target gets the usual mode
+        if not private:
+            tmp.chmod(0o666 & ~_umask())  # mkstemp makes it private; the target gets the usual mode
     try:
         yield tmp
+        if not directory:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
         if directory:
             if path.exists():
                 shutil.rmtree(path)
@@ -74,9 +79,9 @@ def write_text(path: str | Path, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
 
 
-def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
-    """A table as CSV without its index."""
-    with atomic(path) as tmp:
+def write_csv(df: pd.DataFrame, path: str | Path, *, private: bool = False) -> Path:
+    """A table as CSV without its index (``private``: owner-readable only)."""
+    with atomic(path, private=private) as tmp:
         df.to_csv(tmp, index=False)
     return Path(path)
 

@@ -50,10 +50,10 @@ def finite(value: Any) -> Any:
     return value
 
 
-def dumps(obj: Any, *, indent: int | None = 2, strict: bool = True, default=jsonable) -> str:
+def dumps(obj: Any, *, indent: int | None = 2, strict: bool = True, default=jsonable, sort_keys: bool = False) -> str:
     """JSON text; ``strict`` replaces non-finite numbers by text (see module docs)."""
     return json.dumps(finite(obj) if strict else obj, indent=indent, allow_nan=not strict, default=default,
-                      ensure_ascii=False)
+                      ensure_ascii=False, sort_keys=sort_keys)
 
 
 def plain(obj: Any, default=lenient) -> Any:

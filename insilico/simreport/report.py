@@ -12,7 +12,6 @@ calibrated thresholds, and what is needed to reproduce the numbers. Its words co
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from datetime import UTC, datetime
@@ -25,7 +24,8 @@ import yaml
 
 from insilico import tracking
 from insilico.common.environment import package_versions
-from insilico.common.files import sha256_file
+from insilico.common.files import sha256_file, write_text
+from insilico.common.jsonable import dumps, lenient
 from insilico.reports.figures import oc_curves
 from insilico.reports.render import render_simulation
 from insilico.stages.simulate import read_results
@@ -221,5 +221,5 @@ def simulation_report(design_path: str | Path, results_path: str | Path, out_dir
         figures = simulation_figures(design, oc, tmp)
         paths = render_simulation(ctx, out_dir, figures)
     ctx_path = out_dir / "simulation_context.json"
-    ctx_path.write_text(json.dumps(ctx, indent=1, ensure_ascii=False, default=str, allow_nan=True), encoding="utf-8")
+    write_text(ctx_path, dumps(ctx, indent=1, strict=False, default=lenient))
     return {**paths, "context": ctx_path}

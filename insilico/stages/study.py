@@ -33,6 +33,7 @@ from insilico import tracking
 from insilico.checks.trial import resolve_generator
 from insilico.common.environment import package_versions
 from insilico.common.files import sha256_bytes, sha256_file, write_csv, write_text
+from insilico.common.jsonable import dumps, lenient
 from insilico.layout import StudyFolder
 from insilico.simreport import simulation_report
 from insilico.sources import complete_cases, load_source
@@ -105,13 +106,13 @@ def run_study(study_path: str | Path, out_dir: str | Path, *, progress: bool = T
             tracking.log_json(inputs, "study/inputs_sha256.json")
             stages = _Stages(previous.get("keys", {}))
             assessment = _run_stages(stages, study, study_path, folder, inputs, progress=progress, register=register)
-            write_text(folder.run_json, json.dumps({
+            write_text(folder.run_json, dumps({
                 "study": study.name, "run_id": parent.info.run_id, "stages": stages.runs, "keys": stages.keys,
                 "seeds": {"plan": plan_seed(study_path, study)},
                 "hashes": {"inputs": inputs, "data": {d["name"]: d["sha256"] for d in assessment["data"]}},
                 "versions": package_versions(), "git_commit": tracking.git_commit(),
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "include_patient_rows": study.package.include_patient_rows}, indent=2, default=str))
+                "include_patient_rows": study.package.include_patient_rows}, strict=False, default=lenient))
             zip_path = _package(study, folder, stages)
             mlflow.set_tags({"credibility.adequate": str(assessment["overall"]["adequate"])})
         except BaseException:

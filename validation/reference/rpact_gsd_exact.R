@@ -1,5 +1,5 @@
 # Exact (non-simulated) rpact 3.3.4 values that tests/test_gsd.py checks trials/gsd.py against.
-# Regenerate with:  Rscript tests/reference/rpact_gsd_exact.R > tests/reference/rpact_gsd_exact.json
+# Regenerate with:  Rscript validation/reference/rpact_gsd_exact.R > validation/reference/rpact_gsd_exact.json
 # (Debian package r-cran-rpact 3.3.4-1; plain R, no jsonlite, so the JSON is written by hand.)
 suppressMessages(library(rpact))
 num <- function(x) paste0("[", paste(formatC(as.numeric(x), digits = 12, format = "g"), collapse = ", "), "]")

@@ -1,6 +1,6 @@
 # rpact 3.3.4 simulated operating characteristics with 100,000 iterations (MC se ~ 0.0013
 # on a power of 0.8), both conventions of getSimulationMeans' normalApproximation.
-# Regenerate with:  Rscript tests/reference/rpact_gsd_sim.R > tests/reference/rpact_gsd_sim.json
+# Regenerate with:  Rscript validation/reference/rpact_gsd_sim.R > validation/reference/rpact_gsd_sim.json
 suppressMessages(library(rpact))
 num <- function(x) paste0("[", paste(formatC(as.numeric(x), digits = 10, format = "g"), collapse = ", "), "]")
 out <- c()
