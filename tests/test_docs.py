@@ -114,13 +114,15 @@ def test_no_broken_links_anchors_or_images(site):
 @pytest.fixture(scope="module")
 def server(site):
     proc = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1",
-                             "--directory", str(site)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--directory", str(site)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    # the request log goes to stderr (dropped, so a full pipe never blocks the server)
     line = proc.stdout.readline()  # "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
     port = re.search(r"port (\d+)", line)
     assert port, line
     yield f"http://127.0.0.1:{port.group(1)}/"
     proc.terminate()
     proc.wait(timeout=10)
+    proc.stdout.close()
 
 
 @pytest.mark.parametrize("page", PAGES)

@@ -120,7 +120,35 @@ def test_gamma_prior_for_counts_runs_and_borrows():
     assert np.isfinite(res.posterior_prob.values).all()
 
 
+def test_power_prior_for_counts_is_the_gamma_update_with_a0_events():
+    """Power prior on a Poisson rate: L^a0 is a0·y_h events over a0·E_h exposure, so the prior is
+    Gamma(0.001 + a0·y_h, 0.001 + a0·E_h) with ESS a0·E_h; on the same simulated data the
+    engine's `power_prior` equals `bayesian` with that gamma written out, replicate by replicate."""
+    prior = bw.power_prior_count(84.0, 120.0, 0.5)
+    assert prior.shapes.ravel() == pytest.approx([42.001]) and prior.rates.ravel() == pytest.approx([60.001])
+    assert float(bw.ess(prior, "elir")) == pytest.approx(60.001, rel=1e-9)  # Gamma(a, b): ELIR ESS = b
+    hist = {"n": 120.0, "events": 84.0}
+    d = TrialDesign.from_dict({
+        "seed": 9, "replicates": 2000, "chunk_size": 1000,
+        "arms": [{"name": "control", "allocation": 1}, {"name": "treatment", "allocation": 1}],
+        "endpoint": {"family": "count", "control_rate": 0.7, "exposure": 2.0}, "sample_size": {"total": 80},
+        "scenarios": [{"name": "null", "effect": 1.0}, {"name": "benefit", "effect": 0.6}],
+        "analyses": [{"name": "pp", "method": "power_prior", "historical": hist, "a0": 0.5},
+                     {"name": "written", "method": "bayesian",
+                      "prior": {"family": "gamma_mixture", "components": [[1.0, 42.001, 60.001]]}},
+                     {"name": "none", "method": "power_prior", "historical": hist, "a0": 0.0}]})
+    res = run(d, executor="serial")
+    pp, written, none = (res.posterior_prob.sel(analysis=a).values for a in ("pp", "written", "none"))
+    np.testing.assert_allclose(pp, written, rtol=1e-12, atol=1e-12)
+    assert float(res.prior_ess.sel(analysis="pp").max()) == pytest.approx(60.0)  # a0 · E_h
+    power = (res.decision.sel(scenario="benefit") == 1).mean("replicate")
+    assert float(power.sel(analysis="pp")) > float(power.sel(analysis="none")) + 0.05  # 60 units borrowed
+    assert not np.allclose(pp, none)
+
+
 @pytest.mark.parametrize(("change", "message"), [
+    ({"analyses": [{"name": "m", "method": "power_prior", "a0": 0.5, "historical": {"n": 100.0}}],
+      "endpoint": {"family": "count", "control_rate": 1.0}}, "needs historical: {n, events}"),
     ({"analyses": [{"name": "m", "method": "bayesian",
                     "prior": {"family": "beta_mixture", "components": [[-0.2, 1, 1], [1.2, 2, 2]]}}]}, ">= 0"),
     ({"analyses": [{"name": "m", "method": "bayesian",

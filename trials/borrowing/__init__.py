@@ -54,6 +54,7 @@ from .historical import (
     commensurate_prior_binary,
     commensurate_prior_normal,
     power_prior_binary,
+    power_prior_count,
     power_prior_ess,
     power_prior_normal,
 )
@@ -61,4 +62,4 @@ from .information import ess
 from .map import MapPrior, map_prior_binary, map_prior_normal
 from .mixtures import BetaMixture, GammaMixture, NormalMixture
 
-__all__ = ["MixtureBase", "BetaMixture", "NormalMixture", "GammaMixture", "ess", "prob_diff_greater", "decision_boundary_binary", "decision_table_binary", "oc2s_binary", "effect_for_power", "calibrate_threshold", "calibrate_threshold_exact", "ThresholdCalibration", "ExactThresholdCalibration", "power_prior_binary", "power_prior_normal", "power_prior_ess", "commensurate_prior_normal", "commensurate_prior_binary", "MixtureFit", "fit_beta_mixture", "fit_normal_mixture", "auto_fit_mixture", "MapPrior", "map_prior_binary", "map_prior_normal"]
+__all__ = ["MixtureBase", "BetaMixture", "NormalMixture", "GammaMixture", "ess", "prob_diff_greater", "decision_boundary_binary", "decision_table_binary", "oc2s_binary", "effect_for_power", "calibrate_threshold", "calibrate_threshold_exact", "ThresholdCalibration", "ExactThresholdCalibration", "power_prior_binary", "power_prior_count", "power_prior_normal", "power_prior_ess", "commensurate_prior_normal", "commensurate_prior_binary", "MixtureFit", "fit_beta_mixture", "fit_normal_mixture", "auto_fit_mixture", "MapPrior", "map_prior_binary", "map_prior_normal"]

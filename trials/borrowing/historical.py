@@ -1,5 +1,6 @@
-"""Priors from one historical control arm: the fixed power prior (Ibrahim & Chen 2000) and the
-commensurate prior (Hobbs et al. 2011), binary and normal, with the power prior's ESS."""
+"""Priors from one historical control arm: the fixed power prior (Ibrahim & Chen 2000; binary,
+normal and count) and the commensurate prior (Hobbs et al. 2011; binary and normal), with the
+power prior's ESS."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 from scipy import special
 
 from .base import as_float, check_positive
-from .mixtures import BetaMixture, NormalMixture
+from .mixtures import BetaMixture, GammaMixture, NormalMixture
 
 
 def _check_a0(a0) -> np.ndarray:
@@ -53,6 +54,25 @@ def power_prior_normal(mean_h, n_h, a0, sigma: float, initial: NormalMixture | N
         m, se = np.broadcast_arrays(m, se)
         return NormalMixture(np.ones(m.shape + (1,)), m[..., None], se[..., None], sigma=sigma)
     return initial.posterior(m, se=se)
+
+
+def power_prior_count(events_h, exposure_h, a0, initial: GammaMixture | None = None) -> GammaMixture:
+    r"""Fixed-:math:`a_0` power prior for a Poisson event rate.
+
+    .. math:: L(\lambda\mid D_h)^{a_0} \propto \lambda^{a_0 y_h} e^{-a_0 E_h \lambda},
+
+    the likelihood of :math:`a_0 y_h` events over :math:`a_0 E_h` exposure, so the result is
+    the conjugate update of :math:`\pi_0` (default Gamma(0.001, 0.001), the vague rate prior
+    of the treatment arm): Gamma(:math:`0.001 + a_0 y_h`, :math:`0.001 + a_0 E_h`).  The
+    borrowed information is :func:`power_prior_ess` = :math:`a_0 E_h` units of exposure.
+    Vectorised over ``events_h, exposure_h, a0``.
+    """
+    a = _check_a0(a0)
+    y = as_float("events_h", events_h)
+    e = as_float("exposure_h", exposure_h)
+    check_positive("exposure_h", e)
+    init = GammaMixture(1.0, 0.001, 0.001) if initial is None else initial
+    return init.posterior(a * y, a * e)
 
 
 def power_prior_ess(a0, n_h) -> np.ndarray:

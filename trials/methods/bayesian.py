@@ -169,10 +169,12 @@ class _Historical(_Borrowing):
     """Borrowing from one historical control arm summarised in ``historical``."""
 
     families = frozenset({"normal", "binary"})
+    #: the summary of the historical arm each endpoint family needs besides n
+    needs = {"binary": "responders", "normal": "mean", "count": "events"}
 
     def check(self, analysis, design, family):
         fam = design.endpoint.family.value if design.endpoint is not None else "normal"
-        need = {"binary": "responders", "normal": "mean"}.get(fam)
+        need = self.needs.get(fam)
         h = analysis.historical
         if h is None or (need and getattr(h, need) is None):
             raise ValueError(f"analysis '{analysis.name}': {self.name} needs historical: {{n, {need}}}")
@@ -183,6 +185,7 @@ class _Historical(_Borrowing):
 class PowerPrior(_Historical):
     name = "power_prior"
     title = "power prior"
+    families = frozenset({"normal", "binary", "count"})
     parameters = frozenset({"historical", "a0", "treatment_prior", "sampler"})
     required = {"a0": "a0"}
 
@@ -190,6 +193,8 @@ class PowerPrior(_Historical):
         h = analysis.historical
         if family == "binary":
             prior = bw.power_prior_binary(h.responders, h.n, analysis.a0)
+        elif family == "count":  # n is the historical arm's total exposure
+            prior = bw.power_prior_count(h.events, h.n, analysis.a0)
         else:
             prior = bw.power_prior_normal(h.mean, h.n, analysis.a0, sigma)
         return prior, float(bw.power_prior_ess(analysis.a0, h.n))
