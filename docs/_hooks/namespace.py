@@ -15,10 +15,15 @@ import shutil
 import sys
 from pathlib import Path
 
+from mkdocs.plugins import event_priority
+
 MAPPED = {"virtual_patients": "virtual_patients", "trials": "trials", "validation": "validation",
           "reports": "reports", "examples": "examples"}
 
 
+# before mkdocstrings' own on_config: its handler keeps only the `paths` that exist then,
+# so on a fresh clone build/api must be there first
+@event_priority(100)
 def on_config(config, **kwargs):
     root = Path(config["config_file_path"]).parent
     tree = root / "build" / "api"
