@@ -13,6 +13,8 @@ import os
 import re
 import subprocess
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,31 @@ def store_paths() -> tuple[str, str]:
     return f"sqlite:///{root / 'mlflow.db'}", (root / "artifacts").as_uri()
 
 
+@contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock beside a SQLite store while it is created or migrated.
+
+    MLflow creates and migrates a SQLite database on first use with no lock of its own: two
+    processes opening a fresh store at once both run the migrations and one fails. Other
+    stores (a server, PostgreSQL) handle their own concurrency.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (one process per fresh store)
+        fcntl = None
+    if fcntl is None or not uri.startswith("sqlite:///"):
+        yield
+        return
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.parent / f".{db.name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def setup(experiment: str = DEFAULT_EXPERIMENT) -> str:
     """Point MLflow at the store and select (creating if needed) the experiment."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -49,10 +76,11 @@ def setup(experiment: str = DEFAULT_EXPERIMENT) -> str:
     if mlflow.active_run() is not None:  # a stage inside a parent run stays in its experiment
         return uri
     mlflow.set_tracking_uri(uri)
-    exp = mlflow.get_experiment_by_name(experiment)
-    if exp is None:
-        mlflow.create_experiment(experiment, artifact_location=artifacts or None)
-    mlflow.set_experiment(experiment)
+    with _store_lock(uri):  # first use creates the tables; two processes must not both do it
+        exp = mlflow.get_experiment_by_name(experiment)
+        if exp is None:
+            mlflow.create_experiment(experiment, artifact_location=artifacts or None)
+        mlflow.set_experiment(experiment)
     return uri
 
 
