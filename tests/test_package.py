@@ -16,6 +16,8 @@ import json
 import math
 import os
 import shutil
+import subprocess
+import sys
 import tarfile
 import uuid
 import zipfile
@@ -27,6 +29,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from insilico.common.environment import canonical_name, install_dirs
 from insilico.reports.compare import compare_runs
 from insilico.reports.manifest import verify_manifest
 from insilico.reports.tolerances import MCMC_CHECKS
@@ -269,11 +272,39 @@ def test_environment_lock_pins_every_distribution(package):
     with zipfile.ZipFile(package) as zf:
         lines = [ln for ln in zf.read("environment.lock").decode().splitlines() if not ln.startswith("#")]
     names = [ln.split("==")[0] for ln in lines]
-    assert names == sorted(names, key=str.lower)
-    installed = {d.metadata["Name"].lower() for d in distributions() if d.metadata["Name"]}
+    assert names == sorted(names, key=canonical_name)
+    installed = {canonical_name(d.metadata["Name"]) for d in distributions(path=install_dirs()) if d.metadata["Name"]}
     assert len(lines) == len(installed)
     assert f"numpy=={np.__version__}" in lines and f"xarray=={xr.__version__}" in lines
     assert all(ln.count("==") == 1 for ln in lines)
+
+
+LOCK_AFTER_IMPORTS = """
+from insilico.common.environment import environment_lock
+before = environment_lock()
+import setuptools  # puts its vendored distributions (jaraco.*, wheel, ...) on sys.path
+import sys
+sys.path.insert(0, sys.argv[1])  # and a folder holding a stray egg-info
+after = environment_lock()
+print("same" if before == after else "DIFFERENT")
+print(before)
+"""
+
+
+def test_environment_lock_is_independent_of_imports_and_working_directory(tmp_path):
+    stray = tmp_path / "stray"
+    (stray / "ghost_pkg.egg-info").mkdir(parents=True)
+    (stray / "ghost_pkg.egg-info" / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: ghost-pkg\nVersion: 9.9\n")
+    locks = []
+    for cwd in (tmp_path, stray):
+        done = subprocess.run([sys.executable, "-c", LOCK_AFTER_IMPORTS, str(stray)], cwd=cwd,
+                              capture_output=True, text=True, timeout=120, check=True)
+        verdict, _, lock = done.stdout.partition("\n")
+        assert verdict == "same", done.stdout
+        locks.append(lock.split("\n", 1)[1])  # past the header line
+    assert locks[0] == locks[1]
+    assert "ghost" not in locks[0] and "jaraco.context==" not in locks[0]
+    assert f"numpy=={np.__version__}" in locks[0].splitlines()
 
 
 def test_code_version_and_source(package):
