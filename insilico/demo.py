@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from insilico.stages.simulate import LOCAL, Compute
 from insilico.stages.study import StudyOutcome, run_study
 from insilico.virtual_patients.examples import examples_dir
 
@@ -22,6 +23,6 @@ def demo_study() -> Path:
     return examples_dir() / STUDY
 
 
-def run_demo(out: Path, *, progress: bool = True) -> StudyOutcome:
+def run_demo(out: Path, *, progress: bool = True, compute: Compute = LOCAL) -> StudyOutcome:
     """Run the demo study into `out`."""
-    return run_study(demo_study(), out, progress=progress)
+    return run_study(demo_study(), out, progress=progress, compute=compute)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -27,3 +32,48 @@ def with_sampler(spec: GeneratorSpec, draws: int = 500, tune: int = 500, chains:
     """The same spec with a smaller MCMC run (tests keep MCMC small; ESS still >= 400)."""
     return spec.model_copy(update={"sampler": spec.sampler.model_copy(
         update={"draws": draws, "tune": tune, "chains": chains})})
+
+
+class DaskProcesses:
+    """A real Dask cluster of separate processes on loopback: `dask scheduler` and two
+    `dask worker` processes (one thread each), started and stopped by the tests."""
+
+    def __init__(self, folder):
+
+        bin_dir = Path(sys.executable).parent
+        self.file = folder / "scheduler.json"
+        self.procs = [subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                        "--no-dashboard", "--scheduler-file", str(self.file)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        deadline = time.time() + 60
+        while not self.file.is_file() and time.time() < deadline:
+            time.sleep(0.2)
+        assert self.file.is_file(), "the dask scheduler did not start in 60 s"
+        self.workers = [subprocess.Popen([str(bin_dir / "dask"), "worker", "--scheduler-file", str(self.file),
+                                          "--nthreads", "1", "--no-dashboard", "--no-nanny"],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+        self.procs += self.workers
+        from dask.distributed import Client
+
+        self.address = json.loads(self.file.read_text())["address"]
+        with Client(self.address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+
+    def close(self):
+        # workers first: a worker whose scheduler is gone waits to reconnect instead of exiting
+        for group in (self.workers, self.procs[:1]):
+            for p in group:
+                p.terminate()
+            for p in group:
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(timeout=10)
+
+
+@pytest.fixture
+def dask_processes(tmp_path):
+    cluster = DaskProcesses(tmp_path)
+    yield cluster
+    cluster.close()

@@ -97,6 +97,25 @@ def test_bit_identical_serial_one_two_workers_and_external_scheduler():
         assert run(d, scheduler=cluster.scheduler_address).identical(serial)  # threads, distributed scheduler
 
 
+def test_a_real_cluster_losing_a_worker_mid_run_gives_the_serial_results(dask_processes):
+    """`dask scheduler` and two `dask worker` processes; one worker is killed (SIGKILL, no
+    nanny to restart it) once the first chunk is in: its queued and held chunks are recomputed
+    on the other, and the keyed streams make the results bit-identical to a serial run."""
+    d = design(replicates=24000, chunk_size=500)
+    serial = run(d, executor="serial")
+    killed = []
+
+    def kill_once(done, total):
+        if done >= 1 and not killed:
+            dask_processes.workers[0].kill()
+            killed.append((done, total))
+
+    res = run(d, scheduler=dask_processes.address, progress=kill_once)
+    assert killed and killed[0][0] < killed[0][1], killed  # the kill came before the end of the run
+    assert dask_processes.workers[0].wait(timeout=10) is not None
+    assert res.identical(serial)
+
+
 def test_chunk_size_is_part_of_the_design():
     a = run(design(replicates=600, chunk_size=300), executor="serial")
     b = run(design(replicates=600, chunk_size=200), executor="serial")

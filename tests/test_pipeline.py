@@ -40,12 +40,12 @@ def _flip_byte(src: Path, dst: Path, member: str) -> None:
 
 
 @pytest.mark.slow
-def test_run_reports_package_and_reproduce(tmp_path, capsys):
+def test_run_reports_package_and_reproduce(tmp_path, capsys, dask_processes):
     import mlflow
 
     study = _study(tmp_path)
     out = tmp_path / "out"
-    assert main(["run", str(study), "--out", str(out), "--no-progress", "--no-register"]) == 0
+    assert main(["run", str(study), "--out", str(out), "--no-progress", "--no-register", "--workers", "1"]) == 0
     for f in ("reports/credibility.html", "reports/credibility.pdf", "reports/simulation.html",
               "reports/simulation.pdf", "validation/records.json", "twins/twins.csv", "study.zip", "run.json"):
         assert (out / f).is_file(), f
@@ -70,8 +70,9 @@ def test_run_reports_package_and_reproduce(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "validate: inputs unchanged" in err and "twins: inputs unchanged" in err and "reports: inputs unchanged" in err
 
-    # the package re-runs bit-identically in a scratch store...
-    assert main(["reproduce", str(out / "study.zip")]) == 0
+    # the package (built on one local worker) re-runs bit-identically in a scratch store on a
+    # cluster of two worker processes...
+    assert main(["reproduce", str(out / "study.zip"), "--scheduler", dask_processes.address]) == 0
     assert "PASS" in capsys.readouterr().out
     # ...and one changed byte of the results is named
     bad = tmp_path / "tampered.zip"

@@ -14,7 +14,7 @@ from scipy.stats import norm
 from insilico.common.errors import InputError
 from insilico.common.files import write_text
 from insilico.reports import figures as fig
-from insilico.stages.simulate import load_design, read_results, simulate_design
+from insilico.stages.simulate import LOCAL, Compute, load_design, read_results, simulate_design
 from insilico.trials.design import TrialDesign
 from insilico.trials.engine import run
 from insilico.trials.external import att_weights, balance, propensity_scores
@@ -178,14 +178,15 @@ def resolve_generator(design_path: Path, generator_dir: Path, out_dir: Path) -> 
     return resolved
 
 
-def check_design(design_path: Path, out_dir: Path, *, progress=None,
-                 analyses: list[str] | None = None) -> tuple[Metrics, dict]:
+def check_design(design_path: Path, out_dir: Path, *, progress=None, analyses: list[str] | None = None,
+                 compute: Compute = LOCAL) -> tuple[Metrics, dict]:
     """Simulate the plan's design; OCs, their MCSE, stability, and bit-identity across workers.
 
     Type I error is read on the null scenarios, type I error under drift on the drift
     scenarios and power on the alternatives, as the engine recorded their kinds
     (`insilico.trials.scales`)."""
-    sim = simulate_design(design_path, out_dir / "simulation.nc", workers=2, progress=progress)
+    sim = simulate_design(design_path, out_dir / "simulation.nc", workers=compute.workers,
+                          scheduler=compute.scheduler, progress=progress)
     results, oc = read_results(sim.results_path)
     design = load_design(design_path)
     sm = "trial_decision_model"
@@ -214,11 +215,11 @@ def check_design(design_path: Path, out_dir: Path, *, progress=None,
     se = np.sqrt(halves[0]["rejection_rate_mcse"] ** 2 + halves[1]["rejection_rate_mcse"] ** 2)
     z = (diff / se.where(se > 0)).fillna(0.0)
     out["oc_stability_max_z"] = metric("oc_stability", float(z.max()), sm)
-    # bit-identity: a shortened run, serial vs two Dask workers, must agree exactly
+    # bit-identity: a shortened run, serial vs Dask (at least two workers), must agree exactly
     small = TrialDesign.from_dict({**design.model_dump(mode="json"),
                                    "replicates": min(design.replicates, 2 * design.chunk_size)})
     small, _ = resolve_map_priors(small)
-    a, b = run(small, executor="serial"), run(small, workers=2)
+    a, b = run(small, executor="serial"), run(small, workers=max(2, compute.workers or 2), scheduler=compute.scheduler)
     same = all(np.array_equal(a[v].values, b[v].values, equal_nan=True) for v in a.data_vars)
     out["chunking_identical"] = metric("reproducibility", float(same), sm,
                                    detail={"replicates": small.replicates, "chunk_size": small.chunk_size})

@@ -133,7 +133,8 @@ def validate(args, con: Console) -> int:
     from insilico.stages.validate import validate_study
 
     con.rule(f"[bold]insilico validate[/] {args.plan}")
-    res = validate_study(args.plan, Path(args.out), progress=not args.no_progress, register=not args.no_register)
+    res = validate_study(args.plan, Path(args.out), progress=not args.no_progress, register=not args.no_register,
+                         compute=_compute(args))
     print_assessment(con, res.assessment)
     con.print(f"evidence: {res.out_dir / 'records.json'}; assessment: {res.out_dir / 'assessment.json'}; "
               f"MLflow run {res.run_id}")
@@ -161,7 +162,8 @@ def run(args, con: Console) -> int:
     from insilico.stages.study import run_study
 
     con.rule(f"[bold]insilico run[/] {args.study}")
-    res = run_study(args.study, Path(args.out), progress=not args.no_progress, register=not args.no_register)
+    res = run_study(args.study, Path(args.out), progress=not args.no_progress, register=not args.no_register,
+                    compute=_compute(args))
     print_study(con, res)
     return 0
 
@@ -182,7 +184,7 @@ def reproduce(args, con: Console) -> int:
     from insilico.stages.reproduce import reproduce as check
     from insilico.stages.study import run_study
 
-    report = check(Path(args.package), partial(run_study, progress=False, register=False))
+    report = check(Path(args.package), partial(run_study, progress=False, register=False, compute=_compute(args)))
     print(report.to_text())
     if args.json:
         write_text(args.json, report.to_json())
@@ -195,8 +197,15 @@ def demo(args, con: Console) -> int:
     out = Path(args.out)
     con.rule("[bold]insilico demo[/]: an external control arm from real-world data, validated and packaged")
     con.print(f"study: {demo_study()} (insilico run {demo_study()} --out {out})")
-    res = run_demo(out, progress=not args.no_progress)
+    res = run_demo(out, progress=not args.no_progress, compute=_compute(args))
     print_study(con, res)
     reports = out.resolve() / "reports"
     con.print(f"[bold]reports[/]: {reports / 'credibility.html'} (PDF beside it), {reports / 'simulation.html'}")
     return 0
+
+
+def _compute(args):
+    """The --workers / --scheduler of a command, as the stages take them."""
+    from insilico.stages.simulate import Compute
+
+    return Compute(workers=args.workers, scheduler=args.scheduler)

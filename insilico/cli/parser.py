@@ -69,8 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--design", required=True, help="trial design (YAML; 'insilico schema design')")
     sm.add_argument("--out", required=True, help="results file (NetCDF: /replicates and /oc groups)")
     sm.add_argument("--replicates", type=_positive_int, help="override the design's replicate count")
-    sm.add_argument("--workers", type=_positive_int, help="local Dask workers (default: one per core)")
-    sm.add_argument("--scheduler", help="address of an existing Dask scheduler (or DASK_SCHEDULER_ADDRESS)")
+    _compute_options(sm)
     sm.add_argument("--resume", action="store_true", help="finish an interrupted run from its checkpoint")
     sm.add_argument("--serial", action="store_true", help="run in this process, without Dask (same numbers)")
     sm.add_argument("--no-progress", action="store_true")
@@ -96,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("plan", help="credibility plan (YAML; 'insilico schema plan')")
     v.add_argument("--out", default="validation_output", help="folder for evidence, figures and the generator")
     v.add_argument("--no-register", action="store_true", help="do not register the generator in MLflow")
+    _compute_options(v)
     v.add_argument("--no-progress", action="store_true")
     v.set_defaults(func=commands.validate)
 
@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("study", help="study file (YAML): credibility plan, simulations, twins, package settings")
     r.add_argument("--out", default="study_output", help="output folder (stages whose inputs are unchanged are reused)")
     r.add_argument("--no-register", action="store_true", help="do not register the generator in MLflow")
+    _compute_options(r)
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=commands.run)
 
@@ -130,13 +131,21 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("reproduce", help="re-run a package in a scratch store and check it file by file")
     rp.add_argument("package", help="zip written by 'insilico run' / 'insilico package'")
     rp.add_argument("--json", help="also write the verdict as JSON to this file")
+    _compute_options(rp)
     rp.set_defaults(func=commands.reproduce)
 
     d = sub.add_parser("demo", help="the main job on embedded defaults: insilico run on the bundled external-control study (validate, twins, reports, package)")
     d.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
+    _compute_options(d)
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(func=commands.demo)
     return p
+
+
+def _compute_options(sub: argparse.ArgumentParser) -> None:
+    """Where simulations run (results are the same either way)."""
+    sub.add_argument("--workers", type=_positive_int, help="local Dask workers (default: one per core)")
+    sub.add_argument("--scheduler", help="address of an existing Dask scheduler (or DASK_SCHEDULER_ADDRESS)")
 
 
 def _positive_int(text: str) -> int:

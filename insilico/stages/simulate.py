@@ -52,6 +52,19 @@ def load_design(design_path: str | Path, replicates: int | None = None) -> Trial
     return design
 
 
+@dataclass(frozen=True)
+class Compute:
+    """Where simulations run: local Dask workers (None: one per core) or an existing scheduler.
+    Results do not depend on it (keyed random streams), so it is never part of a stage key."""
+
+    workers: int | None = None
+    scheduler: str | None = None
+
+
+#: the default: a local Dask cluster, one worker per core
+LOCAL = Compute()
+
+
 def simulate_design(
     design_path: str | Path,
     out: str | Path,

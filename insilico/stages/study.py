@@ -39,7 +39,7 @@ from insilico.simreport import simulation_report
 from insilico.sources import complete_cases, load_source
 from insilico.stages.evidence import credibility_report
 from insilico.stages.package import build_package
-from insilico.stages.simulate import simulate_design
+from insilico.stages.simulate import LOCAL, Compute, simulate_design
 from insilico.stages.studyspec import Simulation, StudySpec, read_study, study_files
 from insilico.stages.validate import validate_study
 from insilico.validation.plan import read_plan
@@ -87,7 +87,7 @@ class _Stages:
 
 
 def run_study(study_path: str | Path, out_dir: str | Path, *, progress: bool = True,
-              register: bool = True) -> StudyOutcome:
+              register: bool = True, compute: Compute = LOCAL) -> StudyOutcome:
     """Every stage of a study, reusing those whose inputs are unchanged; see the module docstring."""
     study_path = Path(study_path)
     study = read_study(study_path)
@@ -105,7 +105,8 @@ def run_study(study_path: str | Path, out_dir: str | Path, *, progress: bool = T
             tracking.log_versions(package_versions())
             tracking.log_json(inputs, "study/inputs_sha256.json")
             stages = _Stages(previous.get("keys", {}))
-            assessment = _run_stages(stages, study, study_path, folder, inputs, progress=progress, register=register)
+            assessment = _run_stages(stages, study, study_path, folder, inputs, progress=progress, register=register,
+                                     compute=compute)
             write_text(folder.run_json, dumps({
                 "study": study.name, "run_id": parent.info.run_id, "stages": stages.runs, "keys": stages.keys,
                 "seeds": {"plan": plan_seed(study_path, study)},
@@ -124,12 +125,13 @@ def run_study(study_path: str | Path, out_dir: str | Path, *, progress: bool = T
 
 
 def _run_stages(stages: _Stages, study: StudySpec, study_path: Path, folder: StudyFolder, inputs: dict, *,
-                progress: bool, register: bool) -> dict:
+                progress: bool, register: bool, compute: Compute) -> dict:
     """validate, twins, simulate:<design>, reports; returns the assessment."""
     plan_path = study_path.parent / study.credibility_plan
     k = stage_key("validate", inputs, tracking.git_commit())
     stages.run("validate", k, folder.assessment,
-               lambda: validate_study(plan_path, folder.validation, progress=progress, register=register))
+               lambda: validate_study(plan_path, folder.validation, progress=progress, register=register,
+                                      compute=compute))
     assessment = json.loads(folder.assessment.read_text())
     if study.twins is not None:
         stages.run("twins", stage_key("twins", k, study.model_dump(mode="json").get("twins"),
@@ -139,7 +141,8 @@ def _run_stages(stages: _Stages, study: StudySpec, study_path: Path, folder: Stu
     for s in study.simulations:
         name = Path(s.design).stem
         stages.run(f"simulate:{name}", stage_key("simulate", k, sha256_file(study_path.parent / s.design)),
-                   folder.simulations / f"{name}.nc", lambda s=s, name=name: _simulate(s, study_path, folder, name))
+                   folder.simulations / f"{name}.nc",
+                   lambda s=s, name=name: _simulate(s, study_path, folder, name, compute))
         sims[name] = s
     stages.run("reports", stage_key("reports", dict(stages.keys)), folder.reports / "credibility.pdf",
                lambda: _reports(study, study_path, folder, sims))
@@ -167,10 +170,11 @@ def _twins(study: StudySpec, study_path: Path, folder: StudyFolder) -> None:
                 effect.value, path)
 
 
-def _simulate(sim: Simulation, study_path: Path, folder: StudyFolder, name: str) -> None:
+def _simulate(sim: Simulation, study_path: Path, folder: StudyFolder, name: str, compute: Compute) -> None:
     folder.simulations.mkdir(parents=True, exist_ok=True)
     design_path = resolve_generator(study_path.parent / sim.design, folder.generator, folder.simulations)
-    simulate_design(design_path, folder.simulations / f"{name}.nc", workers=2)
+    simulate_design(design_path, folder.simulations / f"{name}.nc", workers=compute.workers,
+                    scheduler=compute.scheduler)
 
 
 def _reports(study: StudySpec, study_path: Path, folder: StudyFolder, sims: dict[str, Simulation]) -> None:

@@ -39,6 +39,7 @@ from insilico.sources import complete_cases, frame_sha256, load_source
 from insilico.stages.evidence import assess_and_report
 from insilico.stages.fit import FitOutcome, fit_generator
 from insilico.stages.freeze import freeze
+from insilico.stages.simulate import LOCAL, Compute
 from insilico.validation.contract import ContractResult, DataContractError, check_data
 from insilico.validation.fidelity import holdout_split, id_digest
 from insilico.validation.plan import PlanError, plan_sha256, read_plan
@@ -70,7 +71,7 @@ class _Data:
 
 
 def validate_study(plan_path: str | Path, out_dir: str | Path, *, progress: bool = True,
-                   register: bool = True) -> ValidationOutcome:
+                   register: bool = True, compute: Compute = LOCAL) -> ValidationOutcome:
     """Freeze the plan, run every check its goals need, grade them, log it all to MLflow."""
     plan_path = Path(plan_path)
     plan, raw = read_plan(plan_path)
@@ -92,7 +93,7 @@ def validate_study(plan_path: str | Path, out_dir: str | Path, *, progress: bool
             logger.info("%s %s (SHA-256 %s…)%s", "froze the plan" if frozen.new else "plan frozen at",
                         frozen.frozen_at, frozen.sha256[:12], since)
             outcome = _run_checks(plan, plan_path.parent, spec_path, spec, frozen, out_dir, run.info.run_id,
-                                  progress=progress, register=register)
+                                  progress=progress, register=register, compute=compute)
         except BaseException:
             mlflow.end_run(status="FAILED")
             raise
@@ -100,7 +101,7 @@ def validate_study(plan_path: str | Path, out_dir: str | Path, *, progress: bool
 
 
 def _run_checks(plan, base: Path, spec_path: Path, spec: GeneratorSpec, frozen, out_dir: Path, run_id: str, *,
-                progress: bool, register: bool) -> ValidationOutcome:
+                progress: bool, register: bool, compute: Compute) -> ValidationOutcome:
     figures = out_dir / "figures"
     figures.mkdir(exist_ok=True)
     metrics: Metrics = {"plan_deviations": metric("plan_freeze", len(frozen.deviations), detail={
@@ -116,7 +117,7 @@ def _run_checks(plan, base: Path, spec_path: Path, spec: GeneratorSpec, frozen, 
         metrics.update(verify_engine(plan.verification.engine_replicates, plan.seed))
         logger.info("simulating the design %s", design_sub.design)
         design_path = resolve_generator(base / design_sub.design, fit.generator_dir, out_dir)
-        metrics.update(check_design(design_path, out_dir, analyses=design_sub.analyses)[0])
+        metrics.update(check_design(design_path, out_dir, analyses=design_sub.analyses, compute=compute)[0])
     records, assessment = assess_and_report(plan, metrics, frozen, data.sources, out_dir, run_id)
     if register and assessment["overall"]["adequate"]:
         _alias_validated(f"generator-{plan.name}", fit.run_id)
