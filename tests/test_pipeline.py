@@ -70,10 +70,16 @@ def test_run_reports_package_and_reproduce(tmp_path, capsys, dask_processes):
     err = capsys.readouterr().err
     assert "validate: inputs unchanged" in err and "twins: inputs unchanged" in err and "reports: inputs unchanged" in err
 
-    # the package (built on one local worker) re-runs bit-identically in a scratch store on a
-    # cluster of two worker processes...
-    assert main(["reproduce", str(out / "study.zip"), "--scheduler", dask_processes.address]) == 0
-    assert "PASS" in capsys.readouterr().out
+    # the package, signed by its builder and built on one local worker, re-runs bit-identically
+    # in a scratch store on a cluster of two worker processes, its signature checked...
+    key = tmp_path / "builder.key"
+    assert main(["keygen", str(key)]) == 0
+    assert main(["sign-package", str(out / "study.zip"), "--key", str(key), "--by", "Test Builder"]) == 0
+    capsys.readouterr()
+    assert main(["reproduce", str(out / "study.zip"), "--scheduler", dask_processes.address,
+                 "--public-key", f"{key}.pub"]) == 0
+    text = capsys.readouterr().out
+    assert "PASS" in text and "Ed25519 signature" in text and "signed with the expected key" in text
     # ...and one changed byte of the results is named
     bad = tmp_path / "tampered.zip"
     _flip_byte(out / "study.zip", bad, "results/simulation.nc")

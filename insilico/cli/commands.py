@@ -184,11 +184,29 @@ def reproduce(args, con: Console) -> int:
     from insilico.stages.reproduce import reproduce as check
     from insilico.stages.study import run_study
 
-    report = check(Path(args.package), partial(run_study, progress=False, register=False, compute=_compute(args)))
+    report = check(Path(args.package), partial(run_study, progress=False, register=False, compute=_compute(args)),
+                   signature=args.signature, public_key=args.public_key)
     print(report.to_text())
     if args.json:
         write_text(args.json, report.to_json())
     return 0 if report.passed else 1
+
+
+def keygen(args, con: Console) -> int:
+    from insilico.reports.signature import generate_key
+
+    private, public = generate_key(Path(args.key))
+    con.print(f"private key: {private} (keep it to yourself); public key: {public} — give it to reviewers")
+    return 0
+
+
+def sign_package(args, con: Console) -> int:
+    from insilico.reports.signature import sign_package as sign
+
+    sig = sign(Path(args.package), Path(args.key), args.by)
+    con.print(f"signature: {sig} (reviewers check it with: insilico reproduce {args.package} "
+              f"--public-key YOUR_KEY.pub)")
+    return 0
 
 
 def demo(args, con: Console) -> int:

@@ -131,8 +131,20 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("reproduce", help="re-run a package in a scratch store and check it file by file")
     rp.add_argument("package", help="zip written by 'insilico run' / 'insilico package'")
     rp.add_argument("--json", help="also write the verdict as JSON to this file")
+    rp.add_argument("--signature", help="detached signature to check (default: PACKAGE.sig when present)")
+    rp.add_argument("--public-key", help="the builder's public key (PEM): the package must be signed with it")
     _compute_options(rp)
     rp.set_defaults(func=commands.reproduce)
+
+    kg = sub.add_parser("keygen", help="create an Ed25519 key pair for signing packages (KEY and KEY.pub)")
+    kg.add_argument("key", help="private key file to write (PEM, readable by you only); the public key goes to KEY.pub")
+    kg.set_defaults(func=commands.keygen)
+
+    sp = sub.add_parser("sign-package", help="sign a submission package: a detached Ed25519 signature, PACKAGE.sig")
+    sp.add_argument("package", help="zip written by 'insilico run' / 'insilico package'")
+    sp.add_argument("--key", required=True, help="private key (PEM) from 'insilico keygen'")
+    sp.add_argument("--by", required=True, help="who signs (name, role)")
+    sp.set_defaults(func=commands.sign_package)
 
     d = sub.add_parser("demo", help="the main job on embedded defaults: insilico run on the bundled external-control study (validate, twins, reports, package)")
     d.add_argument("--out", default="demo_output", help="output folder (default demo_output)")

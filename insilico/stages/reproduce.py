@@ -32,6 +32,7 @@ from insilico.reports.compare import (
     compare_simulation,
 )
 from insilico.reports.manifest import extract, manifest_rows, package_files, read_json
+from insilico.reports.signature import signature_rows
 from insilico.reports.tolerances import ASSESSMENT, POSTERIOR, RECORDS
 from insilico.reports.verdict import ReproduceReport, Row
 
@@ -72,13 +73,16 @@ def scratch_tracking(folder: Path) -> Iterator[str]:
 
 
 def reproduce(zip_path: str | Path, runner: Callable[[Path, Path], object], *, scratch: str | Path | None = None,
-              force_rerun: bool = False) -> ReproduceReport:
+              force_rerun: bool = False, signature: str | Path | None = None,
+              public_key: str | Path | None = None) -> ReproduceReport:
     """Verify a package, re-run its study in a scratch tracking store, compare file by file.
 
     ``runner(study_yaml, out_dir)`` has the ``run_study`` signature (pass a
     ``functools.partial`` to set its keywords). ``scratch``: an empty or new folder that is
     kept for inspection; by default a temporary folder removed afterwards. A package that
-    fails its manifest is not re-run unless ``force_rerun``.
+    fails its manifest is not re-run unless ``force_rerun``. The detached signature
+    (``signature``, default ``<zip>.sig`` if present) is checked, against ``public_key``
+    when given (which makes a signature required); `insilico.reports.signature`.
     """
     zip_path = Path(zip_path)
     if not zip_path.is_file():
@@ -92,7 +96,8 @@ def reproduce(zip_path: str | Path, runner: Callable[[Path, Path], object], *, s
             raise InputError(f"{root}: the scratch folder must be new or empty")
         root.mkdir(parents=True, exist_ok=True)
     try:
-        report = _reproduce(zip_path, runner, root, force_rerun)
+        report = _reproduce(zip_path, runner, root, force_rerun,
+                            signature_rows(zip_path, signature=signature, public_key=public_key))
         report.scratch = "(removed)" if made else str(root)
     finally:
         if made:
@@ -101,7 +106,7 @@ def reproduce(zip_path: str | Path, runner: Callable[[Path, Path], object], *, s
     return report
 
 
-def _reproduce(zip_path: Path, runner, root: Path, force_rerun: bool) -> ReproduceReport:
+def _reproduce(zip_path: Path, runner, root: Path, force_rerun: bool, signed: list[Row]) -> ReproduceReport:
     pkg = root / "package"
     extract(zip_path, pkg)
     manifest, found = package_files(pkg)
@@ -110,6 +115,7 @@ def _reproduce(zip_path: Path, runner, root: Path, force_rerun: bool) -> Reprodu
         raise InputError(f"{zip_path}: not a complete submission package (missing run.json)")
     rows = report.rows
     rows += manifest_rows(manifest, found)
+    rows += signed
     bad = [r.file for r in rows if r.verdict == "FAIL"]
     logger.info("manifest: %d files, %s", len(found), f"{len(bad)} problem(s): {', '.join(bad)}" if bad else "all intact")
     rows += _environment_rows(pkg)
