@@ -243,3 +243,46 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         export_cohort(TRAIN6, out, ok)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cohort_whose_outcomes_alone_leak_is_caught_on_what_is_released(tmp_path):
+    """Coarse covariates (sex × stage: six combinations, all in the training data) are not
+    identifying: every synthetic and every held-out row matches some training row, so on the
+    covariates alone the gate passes. But each synthetic row carries a training patient's
+    exact follow-up time and event. The check measures the columns a cohort releases —
+    covariates *and* outcome (`insilico.checks.generator.released_columns`) — and there the
+    copies show: about 1/6 of synthetic rows equal their donor's record, held-out rows never."""
+    from insilico.checks.generator import released_columns
+    from insilico.virtual_patients.spec import GeneratorSpec
+
+    spec = GeneratorSpec.from_dict({
+        "covariates": [{"name": "sex", "type": "binary"}, {"name": "stage", "type": "categorical"}],
+        "outcome": {"family": "weibull", "time": "time", "event": "event"}})
+    rng = np.random.default_rng(11)
+
+    def patients(n):
+        return pd.DataFrame({"sex": rng.choice(["F", "M"], n), "stage": rng.choice(["I", "II", "III"], n),
+                             "time": rng.weibull(1.3, n) * 5.0, "event": rng.integers(0, 2, n)})
+
+    train, holdout = patients(1000), patients(1000)
+    donors = rng.integers(0, len(train), 1000)
+    synthetic = patients(1000)  # fresh covariates...
+    synthetic[["time", "event"]] = train[["time", "event"]].to_numpy()[donors]  # ...a real patient's outcome
+
+    covariates = {c.name: c.type.value for c in spec.covariates}
+    assert release_gate(privacy_metrics(synthetic, train, holdout, covariates, seed=1)) == []
+
+    released, left_out = released_columns(spec, train, holdout)
+    assert released == {"sex": "binary", "stage": "categorical", "time": "continuous", "event": "binary"}
+    assert left_out == []
+    m = privacy_metrics(synthetic, train, holdout, released, seed=1)
+    # a donor's covariates coincide with its recipient's with probability ~ sum p^2 = 1/6
+    assert m["holdout_copy_share"] == 0.0 and abs(m["exact_copy_share"] - 1 / 6) < 4 * np.sqrt(1 / 6 * 5 / 6 / 1000)
+    reasons = release_gate(m)
+    assert any("exact copies" in r for r in reasons)
+    with pytest.raises(PrivacyGateError):
+        export_cohort(synthetic, tmp_path / "cohort.csv", m)
+    assert not (tmp_path / "cohort.csv").exists()
+
+    # a comparator without outcome columns: the outcome is left out, and named
+    assert released_columns(spec, train, holdout.drop(columns=["time", "event"]))[1] == ["time", "event"]

@@ -22,6 +22,7 @@ from insilico.validation.fidelity import (
     resample_censoring,
 )
 from insilico.validation.privacy import privacy_metrics, release_gate
+from insilico.virtual_patients.spec import SURVIVAL_FAMILIES
 
 from .metrics import Metrics, metric, summary
 
@@ -173,13 +174,33 @@ def check_applicability(target: pd.DataFrame, train: pd.DataFrame, spec, seed: i
             "extrapolated_subgroups": metric("applicability", len(flags), sm, detail={"flags": flags})}
 
 
+#: how each outcome family's column enters the privacy distances
+OUTCOME_KINDS = {"normal": "continuous", "poisson": "count", "bernoulli": "binary"}
+
+
+def released_columns(spec, *tables: pd.DataFrame) -> tuple[dict[str, str], list[str]]:
+    """The columns of a released cohort the privacy checks measure: every covariate and the
+    outcome (survival: time and event), since the cohort releases both. An outcome column
+    absent from one of ``tables`` (a comparator without outcomes) is left out and named."""
+    cols = {c.name: c.type.value for c in spec.covariates}
+    o = spec.outcome
+    if o.family in SURVIVAL_FAMILIES:
+        outcome = {o.time: "continuous", o.event: "binary"}
+    else:
+        outcome = {o.column: OUTCOME_KINDS[o.family.value]}
+    left_out = [c for c in outcome if any(c not in t.columns for t in tables)]
+    cols.update({c: k for c, k in outcome.items() if c not in left_out})
+    return cols, left_out
+
+
 def check_privacy(gen, train: pd.DataFrame, holdout: pd.DataFrame, spec, seed: int,
                   limits) -> tuple[Metrics, pd.DataFrame, dict, list]:
-    cols = {c.name: c.type.value for c in spec.covariates}
     cohort = gen.sample_cohort(len(train), seed=seed + 17)
+    cols, left_out = released_columns(spec, train, holdout)
     p = privacy_metrics(cohort, train, holdout, cols, seed=seed)
     reasons = release_gate(p, limits)
-    return ({k: metric("privacy", p[k], detail=summary(p) if k == "exact_copies" else {})
+    measured = {"columns": sorted(cols), "outcome_columns_left_out": left_out}
+    return ({k: metric("privacy", p[k], detail={**measured, **summary(p)} if k == "exact_copies" else measured)
              for k in ("exact_copies", "exact_copy_excess", "share_closer_to_train", "membership_inference_auc",
                        "dcr_ratio")},
             cohort, p, reasons)
