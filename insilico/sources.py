@@ -8,6 +8,7 @@ import pandas as pd
 
 from insilico.common.errors import InputError
 from insilico.common.files import read_table, sha256_bytes, sha256_file
+from insilico.common.tables import Column, Group, TableSchema
 from insilico.virtual_patients.examples import example_data
 
 
@@ -38,3 +39,12 @@ def frame_sha256(df: pd.DataFrame) -> str:
 def complete_cases(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """The rows without a missing value in `columns`."""
     return df.dropna(subset=columns).reset_index(drop=True)
+
+
+def input_schema(spec, *groups: Group, extra: tuple[Column, ...] = ()) -> TableSchema:
+    """The contract of an input other than the training data (comparator, target, replication
+    trial, twins source): the spec's rules for the column ``groups`` it needs, every column
+    allowed the spec's ``max_missing`` share of missing values (those rows are left out)."""
+    schema = spec.table_schema().only(*groups, extra=extra)
+    return schema.with_limits(max_missing={c.name: spec.max_missing for c in schema.columns
+                                           if c.group is not Group.key})

@@ -89,6 +89,29 @@ def test_a_failing_contract_stops_validation_with_exit_2(tmp_path, capsys):
     assert not (tmp_path / "o" / "assessment.json").exists()
 
 
+def test_a_bad_target_population_file_stops_validation_before_anything_is_fitted(tmp_path, capsys):
+    """The target population (and comparator, replication trial, twins source) pass a contract
+    derived from the spec for their role: every failed expectation listed, the input named,
+    exit 2, nothing fitted or written."""
+    from insilico.virtual_patients.examples import example_data
+
+    plan = small_indo_plan(tmp_path, [{"metric": "data_contract_failures", "threshold": {"equals": 0}}], "bad-target")
+    target = example_data("indo_rct").head(40).copy()
+    target.loc[0, "age"] = 300           # outside the spec's range [18, 100]
+    target.loc[1, "gender"] = "3_other"  # not a level of gender
+    target = target.drop(columns=["risk"])
+    target.to_csv(tmp_path / "target.csv", index=False)
+    bad = yaml.safe_load(plan.read_text())
+    bad["data"]["target"] = {"path": "target.csv"}
+    plan.write_text(yaml.safe_dump(bad))
+    out = tmp_path / "o"
+    assert main(["validate", str(plan), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "target population" in err and "target.csv" in err
+    assert 'covariate "age"' in err and 'covariate "gender"' in err and 'covariate "risk"' in err
+    assert not out.exists()  # nothing written
+
+
 def test_drift_inflates_type_one_error_and_the_check_says_so(tmp_path):
     design = yaml.safe_load((EXAMPLES / "design_hybrid_binary.yaml").read_text())
     design.update(replicates=2000, chunk_size=500)

@@ -86,3 +86,29 @@ def test_unmatched_ids_and_missing_twin_section_are_clear_errors(tmp_path, capsy
                  "--plan", str(plan), "--out", str(tmp_path / "y")]) == 2
     assert "needs a `twin` section" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_twin_files_pass_their_contracts_first_every_failure_listed(tmp_path, capsys):
+    """Predictions: a repeated id, a missing id, a probability of 1.3; observations: an outcome
+    coded 2 and one missing. Each file fails its contract with every problem named, exit 2,
+    nothing written."""
+    pd.DataFrame({"subject": ["s1", "s1", None, "s4"], "predicted": [0.2, 0.4, 0.5, 1.3]}).to_csv(
+        tmp_path / "p.csv", index=False)
+    pd.DataFrame({"subject": ["s1", "s2", "s3", "s4"], "observed": [0, 1, 2, None]}).to_csv(
+        tmp_path / "o.csv", index=False)
+    plan = _plan(tmp_path, "binary", [{"metric": "twin_auc", "threshold": {"min": 0.7}}], "twin-contract")
+    out = tmp_path / "out"
+    args = ["validate-twin", "--predictions", str(tmp_path / "p.csv"), "--observed", str(tmp_path / "o.csv"),
+            "--plan", str(plan), "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "twin predictions (p.csv)" in err
+    assert 'id column "subject"' in err and "predicted probability" in err and "1.3" in err
+    assert err.count("  - ") >= 3  # the repeated id, the missing id, the probability out of [0, 1]
+    assert not out.exists()
+    pd.DataFrame({"subject": ["s1", "s2", "s3", "s4"], "predicted": [0.2, 0.4, 0.5, 0.9]}).to_csv(
+        tmp_path / "p.csv", index=False)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "observed outcomes (o.csv)" in err and 'observed outcome "observed"' in err
+    assert not out.exists()

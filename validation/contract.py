@@ -105,6 +105,27 @@ def enforce(df: pd.DataFrame, rules: TableSchema | Any) -> ContractResult:
     return result
 
 
+def input_missing(column: Column) -> Expectation:
+    """Missingness of an input other than the training data: keys complete, every other
+    column at most its ``max_missing`` share missing (those rows are then left out, as the
+    training rows are under the spec's ``missing: drop``)."""
+    if column.group is Group.key:
+        return not_null(column)
+    return at_most_missing(column, column.max_missing, f"at most {column.max_missing * 100:g}% missing values allowed")
+
+
+def enforce_input(df: pd.DataFrame, schema: TableSchema, role: str, name: str) -> ContractResult:
+    """An input other than the training data (comparator, target population, replication
+    trial, twins source) through the contract derived for its role; raises
+    `DataContractError` listing every failed expectation, the input named."""
+    slug = "".join(ch if ch.isalnum() else "_" for ch in role)
+    result = run_contract(df, schema, missing=input_missing, title=f"Data contract of the {role} ({name})",
+                          name=f"{slug}_data_contract", source=slug)
+    if not result.success:
+        raise DataContractError(result)
+    return result
+
+
 def run_contract(df: pd.DataFrame, schema: TableSchema, *, missing: MissingRule | None = None,
                  title: str = "Data contract", name: str = "generator_data_contract",
                  source: str = "generator_data") -> ContractResult:

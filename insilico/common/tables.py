@@ -84,6 +84,10 @@ class TableSchema:
     def group(self, group: Group) -> list[Column]:
         return [c for c in self.columns if c.group is group]
 
+    def only(self, *groups: Group, extra: tuple[Column, ...] = ()) -> TableSchema:
+        """The schema of the columns in ``groups`` (in order), plus ``extra`` columns first."""
+        return TableSchema(extra + tuple(c for c in self.columns if c.group in groups))
+
     @property
     def numeric(self) -> list[str]:
         """Columns whose values must be numbers."""

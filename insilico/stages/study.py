@@ -34,14 +34,16 @@ from insilico.checks.trial import resolve_generator
 from insilico.common.environment import package_versions
 from insilico.common.files import sha256_bytes, sha256_file, write_csv, write_text
 from insilico.common.jsonable import dumps, lenient
+from insilico.common.tables import Group
 from insilico.layout import StudyFolder
 from insilico.simreport import simulation_report
-from insilico.sources import complete_cases, load_source
+from insilico.sources import complete_cases, input_schema, load_source
 from insilico.stages.evidence import credibility_report
 from insilico.stages.package import build_package
 from insilico.stages.simulate import LOCAL, Compute, simulate_design
 from insilico.stages.studyspec import Simulation, StudySpec, read_study, study_files
 from insilico.stages.validate import validate_study
+from insilico.validation.contract import enforce_input
 from insilico.validation.plan import read_plan
 from insilico.virtual_patients.effects import TreatmentEffect
 from insilico.virtual_patients.generator import Generator
@@ -157,6 +159,7 @@ def plan_seed(study_path: Path, study: StudySpec) -> int:
 def _twins(study: StudySpec, study_path: Path, folder: StudyFolder) -> None:
     gen = Generator.load(folder.generator)
     df, name, sha = load_source(study.twins.source, (study_path.parent / study.credibility_plan).parent)
+    enforce_input(df, input_schema(gen.spec, Group.covariate), "twins source", name)
     df = complete_cases(df, [c.name for c in gen.spec.covariates])
     effect = TreatmentEffect.model_validate(study.twins.effect)
     twins = gen.counterfactual(df, effect, seed=plan_seed(study_path, study) + 101)

@@ -15,12 +15,15 @@ import mlflow
 from insilico import tracking
 from insilico.checks.generator import calibration_table
 from insilico.checks.metrics import Metrics, metric, summary
-from insilico.common.files import sha256_file
+from insilico.common.errors import InputError
+from insilico.common.files import read_table, sha256_file
+from insilico.common.tables import Column, Group, Kind, TableSchema
 from insilico.reports import figures as fig
 from insilico.stages.evidence import assess_and_report
 from insilico.stages.freeze import freeze
 from insilico.stages.validate import ValidationOutcome
 from insilico.validation.agreement import binary_agreement, continuous_agreement, read_twin_pair
+from insilico.validation.contract import enforce_input
 from insilico.validation.plan import PlanError, plan_sha256, read_plan
 
 logger = logging.getLogger(__name__)
@@ -32,6 +35,7 @@ def validate_twin(predictions: str | Path, observed: str | Path, plan_path: str 
     if plan.twin is None:
         raise PlanError(f"{plan_path}: `insilico validate-twin` needs a `twin` section (kind, id_column, ...)")
     tw = plan.twin
+    _check_files(predictions, observed, tw)
     pair = read_twin_pair(predictions, observed, id_column=tw.id_column, value_column=tw.value_column)
     out_dir = Path(out_dir)
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)
@@ -77,3 +81,27 @@ def validate_twin(predictions: str | Path, observed: str | Path, plan_path: str 
             mlflow.end_run(status="FAILED")
             raise
     return ValidationOutcome(run.info.run_id, assessment, records, out_dir)
+
+
+def _check_files(predictions: str | Path, observed: str | Path, tw) -> None:
+    """Each file through its contract before use: unique, complete ids; complete numeric values
+    (binary twins: predicted probabilities in [0, 1], observed outcomes 0/1). A file whose
+    value column cannot be told is left to `read_twin_pair`, which says why."""
+    for role, path in (("twin predictions", predictions), ("observed outcomes", observed)):
+        try:
+            df = read_table(path)
+        except InputError:
+            continue  # unreadable or empty: read_twin_pair names the problem
+        others = [c for c in df.columns if c != tw.id_column]
+        value = tw.value_column or (others[0] if len(others) == 1 else None)
+        if value is None:
+            continue
+        if tw.kind == "continuous":
+            rule = Column(value, "predicted value" if role == "twin predictions" else "observed value", Kind.numeric,
+                          Group.outcome)
+        elif role == "observed outcomes":
+            rule = Column(value, "observed outcome", Kind.event, Group.outcome)
+        else:
+            rule = Column(value, "predicted probability", Kind.numeric, Group.outcome, range=(0.0, 1.0))
+        schema = TableSchema((Column(tw.id_column, "id column", Kind.key, Group.key, unique=True), rule))
+        enforce_input(df, schema, role, Path(path).name)

@@ -35,12 +35,13 @@ from insilico.checks.metrics import Metrics, metric
 from insilico.checks.sbc import check_sbc
 from insilico.checks.trial import check_design, check_external_control, check_replication, resolve_generator
 from insilico.common.files import write_csv
-from insilico.sources import complete_cases, frame_sha256, load_source
+from insilico.common.tables import Column, Group, Kind
+from insilico.sources import complete_cases, frame_sha256, input_schema, load_source
 from insilico.stages.evidence import assess_and_report
 from insilico.stages.fit import FitOutcome, fit_generator
 from insilico.stages.freeze import freeze
 from insilico.stages.simulate import LOCAL, Compute
-from insilico.validation.contract import ContractResult, DataContractError, check_data
+from insilico.validation.contract import ContractResult, DataContractError, check_data, enforce_input
 from insilico.validation.fidelity import holdout_split, id_digest
 from insilico.validation.plan import PlanError, plan_sha256, read_plan
 from insilico.validation.privacy import PrivacyGateError, export_cohort
@@ -68,6 +69,8 @@ class _Data:
     comparator: pd.DataFrame
     contract: ContractResult
     sources: list[dict]
+    target: pd.DataFrame | None = None
+    replication: pd.DataFrame | None = None
 
 
 def validate_study(plan_path: str | Path, out_dir: str | Path, *, progress: bool = True,
@@ -80,7 +83,6 @@ def validate_study(plan_path: str | Path, out_dir: str | Path, *, progress: bool
     spec_path = plan_path.parent / plan.data.spec
     spec = GeneratorSpec.from_yaml(spec_path)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     tracking.setup()
     with mlflow.start_run(run_name=f"validate {plan.name}", nested=mlflow.active_run() is not None) as run:
         try:
@@ -102,11 +104,11 @@ def validate_study(plan_path: str | Path, out_dir: str | Path, *, progress: bool
 
 def _run_checks(plan, base: Path, spec_path: Path, spec: GeneratorSpec, frozen, out_dir: Path, run_id: str, *,
                 progress: bool, register: bool, compute: Compute) -> ValidationOutcome:
-    figures = out_dir / "figures"
-    figures.mkdir(exist_ok=True)
     metrics: Metrics = {"plan_deviations": metric("plan_freeze", len(frozen.deviations), detail={
         "deviations": frozen.deviations, "frozen_sha256": frozen.sha256})}
-    data = _training_and_comparator(plan, base, spec, metrics)
+    data = _training_and_comparator(plan, base, spec, metrics)  # every input through its contract first
+    figures = out_dir / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
     fit = _fit(data.train, plan, spec_path, out_dir, progress=progress, register=register)
     gen = Generator.load(fit.generator_dir)
     metrics.update(_generator_checks(gen, fit, data, plan, figures, progress=progress))
@@ -145,6 +147,7 @@ def _training_and_comparator(plan, base: Path, spec: GeneratorSpec, metrics: Met
     else:
         train = rows
         comp_df, comp_name, comp_sha = load_source(plan.data.comparator.source, base)
+        enforce_input(comp_df, input_schema(spec, Group.covariate, Group.outcome), "comparator", comp_name)
         comp = complete_cases(comp_df, spec.columns)
     ids = spec.id
     sources = [{"role": "training", "name": name, "sha256": sha, "rows": len(train),
@@ -153,7 +156,29 @@ def _training_and_comparator(plan, base: Path, spec: GeneratorSpec, metrics: Met
                 "ids_sha256": id_digest(comp[ids]) if ids else None}]
     logger.info("data: %d training rows, %d comparator rows (%s)", len(train), len(comp), comp_name)
     metrics.update(check_test_samples(train, comp, spec))
-    return _Data(train, comp, contract, sources)
+    target, replication = _other_inputs(plan, base, spec, sources)
+    return _Data(train, comp, contract, sources, target, replication)
+
+
+def _other_inputs(plan, base: Path, spec: GeneratorSpec, sources: list[dict]):
+    """The target population and the replication trial, each through its contract before
+    anything is fitted (a bad file stops the run with nothing fitted)."""
+    target = replication = None
+    if plan.data.target is not None:
+        df, tname, tsha = load_source(plan.data.target, base)
+        enforce_input(df, input_schema(spec, Group.covariate), "target population", tname)
+        target = complete_cases(df, [c.name for c in spec.covariates])
+        sources.append({"role": "target", "name": tname, "sha256": tsha, "rows": len(target), "ids_sha256": None})
+    if plan.data.replication is not None:
+        rep = plan.data.replication
+        df, rname, rsha = load_source(rep.source, base)
+        arm = Column(rep.arm, "arm column", Kind.key, Group.key)
+        enforce_input(df, input_schema(spec, Group.covariate, Group.outcome, extra=(arm,)), "replication trial", rname)
+        replication = complete_cases(df, spec.columns)
+        ids = spec.id
+        sources.append({"role": "replication trial", "name": rname, "sha256": rsha, "rows": len(replication),
+                        "ids_sha256": id_digest(replication[ids]) if ids and ids in replication else None})
+    return target, replication
 
 
 def _fit(train: pd.DataFrame, plan, spec_path: Path, out_dir: Path, *, progress: bool, register: bool) -> FitOutcome:
@@ -185,22 +210,13 @@ def _population_checks(gen: Generator, data: _Data, plan, base: Path, out_dir: P
     of a real trial with synthetic and with external controls."""
     spec = gen.spec
     out: Metrics = {}
-    if plan.data.target is not None:
-        target, tname, tsha = load_source(plan.data.target, base)
-        target = complete_cases(target, [c.name for c in spec.covariates])
-        data.sources.append({"role": "target", "name": tname, "sha256": tsha, "rows": len(target),
-                             "ids_sha256": None})
-        out.update(check_applicability(target, data.train, spec, plan.seed))
+    if data.target is not None:
+        out.update(check_applicability(data.target, data.train, spec, plan.seed))
     priv, released, priv_all, _ = check_privacy(gen, data.train, data.comparator, spec, plan.seed, plan.privacy)
     out.update(priv)
     _release(released, out_dir, priv_all, plan)
-    if plan.data.replication is not None:
-        rep = plan.data.replication
-        rep_df, rname, rsha = load_source(rep.source, base)
-        rep_df = complete_cases(rep_df, spec.columns)
-        ids = spec.id
-        data.sources.append({"role": "replication trial", "name": rname, "sha256": rsha, "rows": len(rep_df),
-                             "ids_sha256": id_digest(rep_df[ids]) if ids and ids in rep_df else None})
+    if data.replication is not None:
+        rep, rep_df, rname = plan.data.replication, data.replication, data.sources[-1]["name"]
         logger.info("trial-level replication on %s: %d synthetic control arms", rname, rep.cohorts)
         out.update(check_replication(gen, rep_df, rep, plan.seed))
         if spec.outcome.survival:
