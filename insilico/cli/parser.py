@@ -94,9 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="run the V&V checks of a credibility plan and assess them (MLflow)")
     v.add_argument("plan", help="credibility plan (YAML; 'insilico schema plan')")
     v.add_argument("--out", default="validation_output", help="folder for evidence, figures and the generator")
-    v.add_argument("--no-register", action="store_true", help="do not register the generator in MLflow")
-    _compute_options(v)
-    v.add_argument("--no-progress", action="store_true")
+    _fit_and_simulate_options(v)
     v.set_defaults(func=commands.validate)
 
     vt = sub.add_parser("validate-twin", help="validate a digital twin's predictions against observed outcomes")
@@ -116,9 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a whole study: validate, twins, simulate, reports, package (MLflow)")
     r.add_argument("study", help="study file (YAML): credibility plan, simulations, twins, package settings")
     r.add_argument("--out", default="study_output", help="output folder (stages whose inputs are unchanged are reused)")
-    r.add_argument("--no-register", action="store_true", help="do not register the generator in MLflow")
-    _compute_options(r)
-    r.add_argument("--no-progress", action="store_true")
+    _fit_and_simulate_options(r)
     r.set_defaults(func=commands.run)
 
     pk = sub.add_parser("package", help="build the submission package of a study run")
@@ -152,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(func=commands.demo)
     return p
+
+
+def _fit_and_simulate_options(sub: argparse.ArgumentParser) -> None:
+    """The options of the commands that fit a generator and simulate (validate, run)."""
+    sub.add_argument("--no-register", action="store_true", help="do not register the generator in MLflow")
+    _compute_options(sub)
+    sub.add_argument("--no-progress", action="store_true")
 
 
 def _compute_options(sub: argparse.ArgumentParser) -> None:
