@@ -112,7 +112,7 @@ def _run_checks(plan, base: Path, spec_path: Path, spec: GeneratorSpec, frozen, 
     fit = _fit(data.train, plan, spec_path, out_dir, progress=progress, register=register)
     gen = Generator.load(fit.generator_dir)
     metrics.update(_generator_checks(gen, fit, data, plan, figures, progress=progress))
-    metrics.update(_population_checks(gen, data, plan, base, out_dir, figures))
+    metrics.update(_population_checks(gen, data, plan, out_dir, figures))
     design_sub = plan.sub_models.get("trial_decision_model")
     if design_sub is not None and design_sub.design:
         logger.info("verifying the trial engine against closed forms, rpact and RBesT")
@@ -205,7 +205,7 @@ def _generator_checks(gen: Generator, fit: FitOutcome, data: _Data, plan, figure
     return out
 
 
-def _population_checks(gen: Generator, data: _Data, plan, base: Path, out_dir: Path, figures: Path) -> Metrics:
+def _population_checks(gen: Generator, data: _Data, plan, out_dir: Path, figures: Path) -> Metrics:
     """Applicability to the COU population, privacy (and the release it gates), replication
     of a real trial with synthetic and with external controls."""
     spec = gen.spec
