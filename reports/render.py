@@ -417,6 +417,19 @@ def render_simulation(context: dict, out_dir: str | Path, figures: dict[str, Pat
     return _write_report("simulation", ctx, figs, out_dir)
 
 
+def render_qualification(context: dict, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``qualification.html`` and ``.pdf`` into ``out_dir`` (`insilico.stages.qualify`).
+
+    ``context`` keys: ``version``, ``platform`` {platform, python}, ``run_id``, ``created_at``,
+    ``passed``, ``summary``, ``phases`` [{name, title, purpose, rows (Row dicts), total, passed,
+    failed, info}], ``versions``.
+    """
+    _require(context, ["version", "platform", "created_at", "passed", "summary", "phases", "versions"],
+             "qualification context")
+    out_dir = Path(out_dir)
+    return _write_report("qualification", {"run_id": None, **context}, _Figures(None, out_dir), out_dir)
+
+
 def _write_report(name: str, ctx: dict, figs, out_dir: Path) -> dict[str, Path]:
     """Render ``<name>.html.j2`` into ``<name>.html``, copy its figures, print ``<name>.pdf``."""
     out_dir.mkdir(parents=True, exist_ok=True)

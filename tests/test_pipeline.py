@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -37,6 +39,23 @@ def _flip_byte(src: Path, dst: Path, member: str) -> None:
                 i = len(data) // 2
                 data = data[:i] + bytes([data[i] ^ 0x01]) + data[i + 1:]
             zout.writestr(item, data)
+
+
+def _forge_report(src: Path, dst: Path, member: str) -> None:
+    """What a forger does: change one digit of a number in a report, recompute its manifest entry."""
+    with zipfile.ZipFile(src) as zin:
+        html = zin.read(member).decode()
+        body = html.index("<body")
+        m = re.compile(r"\d\.(\d)\d").search(html, body)
+        digit = str((int(m.group(1)) + 1) % 10)
+        forged = (html[:m.start(1)] + digit + html[m.end(1):]).encode()
+        manifest = json.loads(zin.read("MANIFEST.json"))
+        manifest["files"][member] = {"sha256": hashlib.sha256(forged).hexdigest(), "size": len(forged)}
+        with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+            for item in zin.infolist():
+                data = {member: forged, "MANIFEST.json": json.dumps(manifest).encode()}.get(
+                    item.filename, zin.read(item.filename))
+                zout.writestr(item, data)
 
 
 @pytest.mark.slow
@@ -86,6 +105,13 @@ def test_run_reports_package_and_reproduce(tmp_path, capsys, dask_processes):
     assert main(["reproduce", str(bad)]) == 1
     text = capsys.readouterr().out
     assert "FAIL" in text and "results/simulation.nc" in text
+    # ...and so is a number edited in a report whose manifest entry was recomputed to match
+    forged = tmp_path / "forged.zip"
+    _forge_report(out / "study.zip", forged, "reports/credibility.html")
+    assert main(["reproduce", str(forged), "--json", str(tmp_path / "forged.json")]) == 1
+    rows = json.loads((tmp_path / "forged.json").read_text())["rows"]
+    fails = [(r["file"], r["check"]) for r in rows if r["verdict"] == "FAIL"]
+    assert fails == [("reports/credibility.html", "report text")]  # the manifest itself is satisfied
 
 
 def test_a_failing_stage_stops_the_study_with_a_failed_run(tmp_path, capsys):

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from insilico.common.compilation import reproducible_compilation
+
 from . import borrowing as bw
 
 __all__ = ["LogitNormalMixture", "LogNormalMixture", "analyse_mcmc", "posterior_draws", "summarise_draws"]
@@ -244,7 +246,8 @@ def _compiled_model(family: str, forms: tuple[str, str], sizes: tuple[int, int],
             with pm.Model() as model:
                 for arm, form, K in zip(("t", "c"), forms, sizes, strict=True):
                     _arm_logp(pm, pt, arm, family, form, R, K)
-            _COMPILED[key] = nutpie.compile_pymc_model(model, var_names=["t_u", "c_u"])
+            with reproducible_compilation():
+                _COMPILED[key] = nutpie.compile_pymc_model(model, var_names=["t_u", "c_u"])
         return _COMPILED[key]
 
 

@@ -65,6 +65,9 @@ METRICS: dict[str, tuple[str, str, str]] = {
     # code verification
     "sbc_min_p_bonferroni": ("Numerical code verification", "code verification",
                              "simulation-based calibration: smallest rank-uniformity chi-square p-value x parameters"),
+    "qualification_failures": ("Software quality assurance", "code verification",
+                               "failed IQ/OQ/PQ checks of the cited `insilico qualify` run, plus one if it qualified "
+                               "another version of insilico-trials or skipped PQ"),
     "engine_closed_form_max_z": ("Numerical code verification", "code verification",
                                  "largest |simulated - closed-form power| / MCSE over the verification designs"),
     "engine_rpact_max_z": ("Numerical code verification", "code verification",
@@ -291,6 +294,8 @@ class Verification(Strict):
     sbc_replicates: int = Field(60, ge=10)
     sbc_observations: int = Field(150, ge=20)
     engine_replicates: int = Field(4000, ge=200)
+    qualification: str | None = Field(None, description="qualification.json written by `insilico qualify` on this "
+                                      "installation (relative to the plan): evidence for Software quality assurance")
 
 
 class TwinPlan(Strict):
@@ -378,7 +383,8 @@ def read_plan(path: str | Path) -> tuple[CredibilityPlan, bytes]:
     except ValidationError as err:
         raise PlanError(format_validation_error(err, str(path), "plan")) from err
     base = path.parent
-    for rel in ([plan.data.spec] if plan.data else []) + [s.design for s in plan.sub_models.values() if s.design]:
+    named = [plan.verification.qualification] if plan.verification.qualification else []
+    for rel in ([plan.data.spec] if plan.data else []) + [s.design for s in plan.sub_models.values() if s.design] + named:
         if not (base / rel).is_file():
             raise PlanError(f"{path}: {rel!r} (relative to the plan) does not exist")
     return plan, raw

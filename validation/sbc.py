@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from insilico.common.compilation import reproducible_compilation
+
 Simulator = Callable[[np.random.Generator], tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]
 
 
@@ -181,7 +183,8 @@ class SBC:
             raise ValueError(f"fixed_data names {sorted(unknown)} are not pm.Data containers of the model")
         self.simulate = simulate
         self.params = [v.name for v in model.free_RVs]
-        self.compiled = nutpie.compile_pymc_model(model, var_names=self.params)
+        with reproducible_compilation():
+            self.compiled = nutpie.compile_pymc_model(model, var_names=self.params)
 
     def _data_for(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = {v.name for v in self.model.data_vars}

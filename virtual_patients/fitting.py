@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from insilico.common.compilation import reproducible_compilation
 from insilico.common.environment import package_versions
 from insilico.common.errors import InputError
 
@@ -167,13 +168,13 @@ def fit(
     encoders, scale = m.encoders, m.scale
     s = spec.sampler
     start = time.perf_counter()
-    with model:
+    with model, reproducible_compilation():
         idata = pm.sample(
             draws=s.draws, tune=s.tune, chains=s.chains, target_accept=s.target_accept,
             nuts_sampler="nutpie", random_seed=seed, progressbar=progress,
         )
-    elapsed = time.perf_counter() - start
-    loo = _outcome_loo(idata, model)
+        elapsed = time.perf_counter() - start
+        loo = _outcome_loo(idata, model)
     # keep only the posterior and sampler statistics: observed_data would copy patient rows
     keep = {g: idata[g].to_dataset() for g in ("posterior", "sample_stats") if g in idata.children}
     import xarray as xr

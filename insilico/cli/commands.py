@@ -209,6 +209,25 @@ def sign_package(args, con: Console) -> int:
     return 0
 
 
+def qualify(args, con: Console) -> int:
+    from insilico.common.errors import InputError
+    from insilico.stages.qualify import qualify as run_qualification
+
+    if args.lock and not Path(args.lock).is_file():
+        raise InputError(f"--lock: no such file {args.lock}")
+    doc = run_qualification(Path(args.out), lock=args.lock, performance=not args.skip_pq, compute=_compute(args),
+                             replicates=args.replicates)
+    for phase in doc["phases"]:
+        for r in phase["rows"]:
+            if r["verdict"] == "FAIL":
+                con.print(f"[red]FAIL[/] {r['file']} {r['item']}: expected {r['expected']}, found {r['got']} {r['note']}")
+    out = Path(args.out).resolve()
+    con.print(f"[bold]{'QUALIFIED' if doc['passed'] else 'NOT QUALIFIED'}[/]: {doc['summary']}")
+    con.print(f"report: {out / 'qualification.html'} (PDF beside it); verdict: {out / 'qualification.json'}; "
+              f"MLflow run {doc['run_id']}")
+    return 0 if doc["passed"] else 1
+
+
 def demo(args, con: Console) -> int:
     from insilico.demo import demo_study, run_demo
 

@@ -142,6 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--by", required=True, help="who signs (name, role)")
     sp.set_defaults(func=commands.sign_package)
 
+    q = sub.add_parser("qualify", help="installation, operational and performance qualification of this installation "
+                       "(IQ/OQ/PQ): HTML/PDF report, JSON verdict, MLflow run; exit 1 when a check fails")
+    q.add_argument("--out", default="qualification", help="output folder (default qualification)")
+    q.add_argument("--lock", help="environment.lock whose pinned versions must be installed exactly")
+    q.add_argument("--skip-pq", action="store_true", help="IQ and OQ only (PQ builds and reproduces a study: minutes)")
+    q.add_argument("--replicates", type=_positive_int, default=4000,
+                   help="replicates of each OQ reference simulation (default 4000)")
+    _compute_options(q)
+    q.set_defaults(func=commands.qualify)
+
     d = sub.add_parser("demo", help="the main job on embedded defaults: insilico run on the bundled external-control study (validate, twins, reports, package)")
     d.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
     _compute_options(d)

@@ -26,12 +26,14 @@ from insilico.common.errors import InputError
 from insilico.layout import OUT_PATHS
 from insilico.reports.compare import (
     compare_assessment,
+    compare_draws,
     compare_posterior,
     compare_records,
     compare_runs,
     compare_simulation,
 )
 from insilico.reports.manifest import extract, manifest_rows, package_files, read_json
+from insilico.reports.report_text import compare_reports
 from insilico.reports.signature import signature_rows
 from insilico.reports.tolerances import ASSESSMENT, POSTERIOR, RECORDS
 from insilico.reports.verdict import ReproduceReport, Row
@@ -184,9 +186,12 @@ def _compare_outputs(pkg: Path, out: Path, stated: dict, packaged_run: dict) -> 
         else:
             rows.append(Row(arc, "", "written by the re-run", "present", "missing", "", "FAIL",
                             f"the re-run wrote no {spec['source']}"))
+    same_draws = True  # no posterior: every number is deterministic
     if "posterior" in stated:
         if (out / OUT_PATHS[POSTERIOR]).is_file():
             rows += compare_posterior(stated["posterior"], out / OUT_PATHS[POSTERIOR])
+            rows.append(compare_draws(pkg / POSTERIOR, out / OUT_PATHS[POSTERIOR]))
+            same_draws = rows[-1].verdict == "PASS"
         else:
             rows.append(Row(POSTERIOR, "", "written by the re-run", "present", "missing", "", "FAIL",
                             f"the re-run wrote no {OUT_PATHS[POSTERIOR]}"))
@@ -199,6 +204,11 @@ def _compare_outputs(pkg: Path, out: Path, stated: dict, packaged_run: dict) -> 
                                    read_json(out / OUT_PATHS[ASSESSMENT], "the re-run's assessment"))
     else:
         rows.append(Row(ASSESSMENT, "", "written by the re-run", "present", "missing", "", "FAIL"))
-    rows.append(Row("reports/", "", "not compared", "", "", "", "INFO",
-                    "rendered documents carry timestamps; every number in them is a record compared above"))
+    rows += compare_reports(pkg / "reports", out / "reports", exact=same_draws and _same_environment(pkg))
     return rows
+
+
+def _same_environment(pkg: Path) -> bool:
+    """The re-run's installed distributions are the package's (the reports print their versions)."""
+    lock = pkg / "environment.lock"
+    return lock.is_file() and parse_lock(lock.read_text()) == parse_lock(environment_lock())

@@ -66,6 +66,8 @@ def study_files(study_path: Path, study: StudySpec) -> list[Path]:
     files = [study_path, plan_path, plan_path.parent / plan.data.spec]
     files += [plan_path.parent / s.design for s in plan.sub_models.values() if s.design]
     files += [base / s.design for s in study.simulations]
+    if plan.verification.qualification:
+        files.append(plan_path.parent / plan.verification.qualification)
     for src in [plan.data.training, getattr(plan.data.comparator, "source", None), plan.data.target,
                 plan.data.replication.source if plan.data.replication else None]:
         if src is not None and src.path:

@@ -32,6 +32,7 @@ from insilico.checks.generator import (
     check_test_samples,
 )
 from insilico.checks.metrics import Metrics, metric
+from insilico.checks.qualification import qualification_metrics
 from insilico.checks.sbc import check_sbc
 from insilico.checks.trial import check_design, check_external_control, check_replication, resolve_generator
 from insilico.common.files import write_csv
@@ -113,6 +114,8 @@ def _run_checks(plan, base: Path, spec_path: Path, spec: GeneratorSpec, frozen, 
     gen = Generator.load(fit.generator_dir)
     metrics.update(_generator_checks(gen, fit, data, plan, figures, progress=progress))
     metrics.update(_population_checks(gen, data, plan, out_dir, figures))
+    if plan.verification.qualification:
+        metrics.update(qualification_metrics(base / plan.verification.qualification))
     design_sub = plan.sub_models.get("trial_decision_model")
     if design_sub is not None and design_sub.design:
         logger.info("verifying the trial engine against closed forms, rpact and RBesT")

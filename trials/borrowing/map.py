@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 from scipy import special
 
+from insilico.common.compilation import reproducible_compilation
+
 from .base import as_float, check_positive
 from .fitting import MixtureFit, auto_fit_mixture, fit_beta_mixture, fit_normal_mixture
 
@@ -45,7 +47,7 @@ class MapPrior:
 def _sample_meta_analysis(build, seed: int, draws: int, tune: int, chains: int, target_accept: float):
     import pymc as pm  # heavy import only where MCMC is needed
 
-    with pm.Model():
+    with pm.Model(), reproducible_compilation():
         build(pm)
         idata = pm.sample(
             draws=draws,
