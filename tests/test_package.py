@@ -10,6 +10,7 @@ standing in for `run_study` until the end-to-end test on a real study.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -40,6 +41,14 @@ from insilico.validation.evidence import record
 from insilico.virtual_patients.spec import GeneratorSpec
 
 K = 3 * math.sqrt(2)  # stated multiplier: 3 standard errors of a difference of two MCMC estimates
+
+
+@functools.cache
+def _pdf(name: str) -> bytes:
+    """A real one-line PDF (reproduce reads its text through poppler)."""
+    import weasyprint
+
+    return weasyprint.HTML(string=f"<html><body>{name}</body></html>").write_pdf()
 
 
 def sha(data: bytes) -> str:
@@ -151,7 +160,7 @@ def make_out_dir(root: Path, *, allow_rows: bool = False) -> dict:
     (out / "reports" / "figures").mkdir(parents=True)
     for name in ("credibility", "simulation"):
         (out / "reports" / f"{name}.html").write_text(f"<html><body>{name}</body></html>")
-        (out / "reports" / f"{name}.pdf").write_bytes(b"%PDF-1.7\n% placeholder\n")
+        (out / "reports" / f"{name}.pdf").write_bytes(_pdf(name))
     (out / "reports" / "figures" / "oc.png").write_bytes(b"\x89PNG\r\n\x1a\noc")
     run = {"study": "demo", "run_id": "a" * 32, "stages": {"validate": "b" * 32},
            "seeds": {"plan": 20261123, "design": 11},
