@@ -17,6 +17,10 @@ With Z = 3 and ``d`` the difference between the packaged and the re-run value:
   identical (they are deterministic functions of the data, the plan and keyed seeds).
 * MCMC-derived records (value ``v``, verdict identical in every case):
 
+  0. ``simulation_based_calibration`` (`VERDICT_ONLY`): verdict only — its p-value is redrawn
+     whole when the fits' draws differ. ``detail["spread"]`` stated by the check (the
+     check re-run with fresh seeds on the same posterior, `insilico.checks.spread`):
+     ``|d| <= Z * sqrt(2) * sd`` of those runs;
   1. ``detail["mcse"]`` stated by the check: ``|d| <= Z * sqrt(2) * mcse`` (as above);
   2. otherwise ``|d| <= Z * sqrt(2) * r * s`` where ``r = max_p MCSE_p / sd_p
      = 1 / sqrt(min_p ESS_mean,p)`` is the posterior's worst relative Monte Carlo error
@@ -57,6 +61,18 @@ MCMC_CHECKS = frozenset({
     "trial_replication", "cohort_plausibility",
     "psis_loo",  # PSIS-LOO Pareto k is computed from the posterior draws
 })
+
+# MCMC-derived checks whose value a re-run with other draws redraws from its whole sampling
+# distribution, so no numeric tolerance describes it: only the verdict is compared
+VERDICT_ONLY = {
+    "simulation_based_calibration": "SBC's p-value is a fresh draw under calibration (uniform: SD 0.29) when the "
+                                    "fits' draws differ; the verdict must agree",
+}
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
 
 # the package's paths of the results, the posterior and the evidence
 RESULTS, POSTERIOR, RECORDS, ASSESSMENT = ("results/simulation.nc", "generator/posterior.nc",
@@ -131,6 +147,13 @@ def record_tolerance(rec: dict, r: float | None) -> tuple[str, float, str]:
         return "identical", 0.0, "deterministic check: identical value and verdict"
     if value is None:
         return "identical", 0.0, "MCMC-derived, no value: must stay without a value, same verdict"
+    if rec.get("check") in VERDICT_ONLY:
+        return "verdict_only", 0.0, VERDICT_ONLY[rec["check"]]
+    spread = (rec.get("detail") or {}).get("spread")
+    if isinstance(spread, dict) and _finite(spread.get("sd")) and spread["sd"] >= 0:
+        sd = float(spread["sd"])
+        return ("rerun_spread", Z * SQRT2 * sd,
+                f"3*sqrt(2) x SD {short(sd)} of {spread.get('runs')} runs of the check with fresh seeds")
     mcse = (rec.get("detail") or {}).get("mcse")
     if isinstance(mcse, (int, float)) and not isinstance(mcse, bool) and math.isfinite(mcse) and mcse >= 0:
         return "stated_mcse", Z * SQRT2 * float(mcse), f"3*sqrt(2) x stated MCSE {short(float(mcse))}"
@@ -157,9 +180,10 @@ def tolerances(simulations: dict[str, Path], posterior_path: Path | None, record
                           "NaN equals NaN): keyed seeds make the engine deterministic",
             "posterior": "per parameter element |mean difference| <= 3*sqrt(2) x MCSE of the mean "
                          "(MCSE = sd/sqrt(ESS_mean), Vehtari et al. 2021); constant elements identical",
-            "evidence": "deterministic checks identical; MCMC-derived checks within 3*sqrt(2) x the stated "
-                        "MCSE (detail.mcse), else 3*sqrt(2) x r x max(|value|, |threshold|) with r the "
-                        "posterior's worst relative MCSE; every verdict identical",
+            "evidence": "deterministic checks identical; MCMC-derived checks: SBC verdict only; within "
+                        "3*sqrt(2) x the run-to-run SD (detail.spread) or the stated MCSE (detail.mcse), else "
+                        "3*sqrt(2) x r x max(|value|, |threshold|) with r the posterior's worst relative MCSE; "
+                        "every verdict identical",
             "assessment": "overall and sub-model adequacy and every factor level identical",
         },
     }

@@ -72,6 +72,12 @@ def _records() -> list[dict]:
         record(factor="Relevance of the quantities of interest", sub_model="trial_decision_model",
                check="operating_characteristics", metric="type_i_error", value=0.024, threshold={"max": 0.03},
                category="emergent model behaviour"),
+        record(factor="Equivalency of input parameters", sub_model="virtual_patient_generation", check="propensity",
+               metric="pmse_ratio", value=1.2, threshold={"max": 2.0}, category="population-based validation",
+               detail={"spread": {"sd": 0.1, "runs": 5}}),
+        record(factor="Numerical code verification", sub_model="virtual_patient_generation",
+               check="simulation_based_calibration", metric="sbc_min_p_bonferroni", value=0.4,
+               threshold={"min": 0.01}, category="code verification"),
     ]
     return [r.to_dict() for r in recs]
 
@@ -372,6 +378,10 @@ def test_stated_tolerances(package):
     smd = recs["virtual_patient_generation/covariate_balance/max_abs_smd"]
     assert smd["rule"] == "posterior_relative"
     assert smd["tolerance"] == pytest.approx(K * r * 0.25, rel=1e-9)  # scale = max(|0.08|, threshold 0.25)
+    pmse = recs["virtual_patient_generation/propensity/pmse_ratio"]
+    assert (pmse["rule"], pmse["tolerance"]) == ("rerun_spread", pytest.approx(K * 0.1, rel=1e-12))
+    sbc = recs["virtual_patient_generation/simulation_based_calibration/sbc_min_p_bonferroni"]
+    assert (sbc["rule"], sbc["tolerance"]) == ("verdict_only", 0.0)
     for key in ("virtual_patient_generation/comparator/comparator_size",
                 "trial_decision_model/operating_characteristics/type_i_error",
                 "virtual_patient_generation/rmst_tost/rmst_tost_p"):  # deterministic, or MCMC without a value
@@ -498,6 +508,10 @@ def test_one_simulation_element_changed_fails_naming_the_variable(package, study
     ("virtual_patient_generation/kaplan_meier/km_distance", 0.02, False),   # tolerance 3*sqrt(2)*0.004 = 0.01697
     ("virtual_patient_generation/kaplan_meier/km_distance", 0.015, True),
     ("trial_decision_model/operating_characteristics/type_i_error", 1e-12, False),  # deterministic: identity
+    ("virtual_patient_generation/propensity/pmse_ratio", 0.43, False),   # 3*sqrt(2)*SD 0.1 = 0.4243
+    ("virtual_patient_generation/propensity/pmse_ratio", -0.42, True),
+    ("virtual_patient_generation/simulation_based_calibration/sbc_min_p_bonferroni", 0.5, True),  # still a pass
+    ("virtual_patient_generation/simulation_based_calibration/sbc_min_p_bonferroni", -0.395, False),  # now fails
 ])
 def test_record_tolerance_boundaries(package, study, key, shift, ok):
     def mutate(out):
@@ -505,6 +519,8 @@ def test_record_tolerance_boundaries(package, study, key, shift, ok):
         for r in recs:
             if f"{r['sub_model']}/{r['check']}/{r['metric']}" == key:
                 r["value"] += shift
+                t = r["threshold"]
+                r["passed"] = t.get("min", -math.inf) <= r["value"] <= t.get("max", math.inf)  # re-judged
         (out / "validation" / "records.json").write_text(json.dumps(recs))
 
     report = reproduce(package, copying_runner(study["out"], mutate))

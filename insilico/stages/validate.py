@@ -34,6 +34,7 @@ from insilico.checks.generator import (
 from insilico.checks.metrics import Metrics, metric
 from insilico.checks.qualification import qualification_metrics
 from insilico.checks.sbc import check_sbc
+from insilico.checks.spread import with_spread
 from insilico.checks.trial import check_design, check_external_control, check_replication, resolve_generator
 from insilico.common.files import write_csv
 from insilico.common.tables import Column, Group, Kind
@@ -204,7 +205,9 @@ def _generator_checks(gen: Generator, fit: FitOutcome, data: _Data, plan, figure
     if "sbc_min_p_bonferroni" in plan.metrics_wanted():
         out.update(check_sbc(spec, data.train, plan, figures, progress=progress))
     logger.info("held-out validation: balance, distributions, propensity, Mahalanobis, outcomes")
-    out.update(check_holdout(gen, data.train, data.comparator, plan, plan.seed, figures))
+    held = check_holdout(gen, data.train, data.comparator, plan, plan.seed, figures)
+    out.update(with_spread(held, lambda s, scratch: check_holdout(gen, data.train, data.comparator, plan, s, scratch),
+                           plan.seed))
     return out
 
 
@@ -216,7 +219,8 @@ def _population_checks(gen: Generator, data: _Data, plan, out_dir: Path, figures
     if data.target is not None:
         out.update(check_applicability(data.target, data.train, spec, plan.seed))
     priv, released, priv_all, _ = check_privacy(gen, data.train, data.comparator, spec, plan.seed, plan.privacy)
-    out.update(priv)
+    out.update(with_spread(priv, lambda s, _: check_privacy(gen, data.train, data.comparator, spec, s, plan.privacy)[0],
+                           plan.seed))
     _release(released, out_dir, priv_all, plan)
     if data.replication is not None:
         rep, rep_df, rname = plan.data.replication, data.replication, data.sources[-1]["name"]
