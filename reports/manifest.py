@@ -146,6 +146,9 @@ def extract(zip_path: Path, dest: Path) -> None:
         for info in zf.infolist():
             target = (root / info.filename).resolve()
             if info.filename.startswith(("/", "\\")) or ".." in Path(info.filename).parts or \
-                    not target.is_relative_to(root):
+                    not target.is_relative_to(root) or target == root:
                 raise InputError(f"{zip_path}: not a submission package (unsafe path {info.filename!r} in the zip)")
-        zf.extractall(root)
+        try:
+            zf.extractall(root)
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:  # corrupt members, odd names
+            raise InputError(f"{zip_path}: not a submission package (cannot extract: {err})") from None

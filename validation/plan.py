@@ -18,12 +18,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, ClassVar
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from insilico.common.errors import SpecError
 from insilico.common.files import sha256_bytes
-from insilico.common.specfile import Strict, format_validation_error
+from insilico.common.specfile import Strict, format_validation_error, load_yaml
 from insilico.validation.evidence import FACTORS, SUB_MODELS, Threshold
 from insilico.validation.privacy import ReleaseLimits
 
@@ -372,10 +371,7 @@ def read_plan(path: str | Path) -> tuple[CredibilityPlan, bytes]:
     if not path.is_file():
         raise PlanError(f"{path}: no such file")
     raw = path.read_bytes()
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as err:
-        raise PlanError(f"{path}: not valid YAML ({err})") from err
+    data = load_yaml(raw, str(path), PlanError)
     if not isinstance(data, dict):
         raise PlanError(f"{path}: a credibility plan is a YAML mapping")
     try:
@@ -396,7 +392,7 @@ def plan_sha256(raw: bytes) -> str:
 
 def diff_plans(frozen: bytes, current: bytes) -> list[str]:
     """Key paths whose value changed between the frozen and the current plan."""
-    a, b = yaml.safe_load(frozen), yaml.safe_load(current)
+    a, b = load_yaml(frozen, "the frozen plan", PlanError), load_yaml(current, "the plan", PlanError)
     out: list[str] = []
     _diff(a, b, "", out)
     return out

@@ -13,6 +13,7 @@ from scipy.stats import norm
 
 from insilico.common.errors import InputError
 from insilico.common.files import write_text
+from insilico.common.specfile import read_yaml
 from insilico.reports import figures as fig
 from insilico.stages.simulate import LOCAL, Compute, load_design, read_results, simulate_design
 from insilico.trials.design import TrialDesign
@@ -168,7 +169,7 @@ def resolve_generator(design_path: Path, generator_dir: Path, out_dir: Path) -> 
 
     The resolved copy is written beside the results (``<out>/design.yaml``) so what ran is on disk.
     """
-    data = yaml.safe_load(Path(design_path).read_text())
+    data = read_yaml(design_path)
     patients = data.get("patients") if isinstance(data, dict) else None
     if not (isinstance(patients, dict) and patients.get("generator") == UNRESOLVED):
         return Path(design_path)

@@ -52,15 +52,47 @@ class SpecFile(Strict):
         return cls.from_dict(read_yaml(path, cls._error), source=str(path))
 
 
+#: a YAML document may expand (aliases followed) to at most this many values: an alias
+#: bomb ("billion laughs") is a few hundred bytes that expand to 10^9 values
+MAX_YAML_VALUES = 1_000_000
+
+
+def _expanded(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values ``node`` holds with every alias followed (each shared node counted per use)."""
+    key = id(node)
+    if key not in memo:
+        memo[key] = 1  # a recursive alias counts once instead of looping
+        children = [x for kv in node.value for x in kv] if isinstance(node, yaml.MappingNode) else (
+            node.value if isinstance(node, yaml.SequenceNode) else [])
+        memo[key] = 1 + sum(_expanded(c, memo) for c in children)
+    return memo[key]
+
+
+def load_yaml(text: str | bytes, source: str, error: type[SpecError] = SpecError) -> Any:
+    """The data of a YAML document: safe loader (no tags executed: ``!!python/...`` is an error),
+    at most `MAX_YAML_VALUES` values after aliases, or `error` naming the source."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None and _expanded(node, {}) > MAX_YAML_VALUES:
+            raise error(f"{source}: expands to more than {MAX_YAML_VALUES:,} values through aliases "
+                        "(an alias bomb?); refused")
+        return yaml.safe_load(text)
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise error(f"{source}: not valid YAML ({err})") from err
+    except RecursionError:
+        raise error(f"{source}: nested too deeply to be a spec") from None
+
+
 def read_yaml(path: str | Path, error: type[SpecError] = SpecError) -> Any:
-    """A YAML file's data (safe loader: no tags are executed), or `error` naming the file."""
+    """A YAML file's data (`load_yaml`), or `error` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise error(f"{path}: no such file")
     try:
-        return yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise error(f"{path}: not valid YAML ({err})") from err
+        text = path.read_bytes()
+    except OSError as err:
+        raise error(f"{path}: not readable ({err.strerror})") from None
+    return load_yaml(text, str(path), error)
 
 
 def format_validation_error(err: ValidationError, source: str, kind: str = "spec") -> str:

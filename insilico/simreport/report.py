@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
-import yaml
 
 from insilico import tracking
 from insilico.common.environment import package_versions
 from insilico.common.files import sha256_file, write_text
 from insilico.common.jsonable import dumps, lenient
+from insilico.common.specfile import load_yaml
 from insilico.reports.figures import oc_curves
 from insilico.reports.render import render_simulation
 from insilico.stages.simulate import read_results
@@ -203,7 +203,7 @@ def simulation_report(design_path: str | Path, results_path: str | Path, out_dir
     results, oc = read_results(results_path)
     design = file_design
     if results.attrs.get("design_yaml"):
-        design = TrialDesign.from_dict(yaml.safe_load(results.attrs["design_yaml"]),
+        design = TrialDesign.from_dict(load_yaml(results.attrs["design_yaml"], f"{results_path} (design_yaml)"),
                                        source=f"{results_path} (design_yaml)")
     if design.patients is not None and not Path(design.patients.generator).is_absolute():
         gen = (design_path.parent / design.patients.generator).resolve()  # relative to the design file

@@ -36,12 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import yaml
 
 from insilico import tracking
 from insilico.common.environment import environment_lock
-from insilico.common.errors import InputError
+from insilico.common.errors import InputError, SpecError
 from insilico.common.files import sha256_file
+from insilico.common.specfile import read_yaml
 from insilico.layout import GENERATOR_FILES, OUT_PATHS, PATIENT_OUTPUTS
 from insilico.reports.manifest import dumps, files_under, read_json, write_package
 from insilico.reports.tolerances import ASSESSMENT, POSTERIOR, RECORDS, RESULTS, tolerances
@@ -179,8 +179,8 @@ def _study_file(out_dir: Path, run: dict) -> Path:
 def _is_study_yaml(path: Path, name: str | None) -> bool:
     """A study YAML names itself and its credibility plan (`insilico.stages.study.StudySpec`)."""
     try:
-        doc = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        doc = read_yaml(path)
+    except SpecError:
         return False
     return isinstance(doc, dict) and "credibility_plan" in doc and doc.get("name") == name
 
@@ -259,7 +259,7 @@ def build_package(out_dir: str | Path, zip_path: str | Path, *, include_patient_
 
     spec = None
     if (out_dir / "validation" / "generator" / "spec.yaml").is_file():
-        spec = yaml.safe_load((out_dir / "validation" / "generator" / "spec.yaml").read_text())
+        spec = read_yaml(out_dir / "validation" / "generator" / "spec.yaml", InputError)
     else:
         notes.append("data_dictionary.csv lists the data sources only: the package has no generator spec")
     entries["data_dictionary.csv"] = data_dictionary(spec if isinstance(spec, dict) else None, run,
