@@ -4,6 +4,8 @@ interruption, and clear errors for bad designs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import yaml
@@ -243,3 +245,31 @@ def test_example_designs_run(name):
     res = run(d.model_copy(update={"replicates": 200, "chunk_size": 100}), executor="serial")
     assert res.sizes == {"scenario": len(d.scenarios), "analysis": len(d.analyses), "replicate": 200}
     assert np.isfinite(res.estimate.values).all()
+
+
+def test_generator_patients_on_a_cluster_that_does_not_see_the_generator_folder(dask_processes, tmp_path):
+    """The client ships the generator's files to the workers once (Dask scatter): the folder the
+    design names is deleted before any chunk runs, so a worker that read it would fail; the
+    results are bit-identical to a serial run that read the folder."""
+    import shutil
+
+    from insilico.common.resources import data_dir
+    from insilico.common.specfile import read_yaml
+    from insilico.virtual_patients.generator import generator_files
+
+    folder = tmp_path / "generator"
+    shutil.copytree(Path(__file__).parent / "data" / "generators" / "anorexia", folder)
+    spec = read_yaml(data_dir("insilico.examples") / "design_procova.yaml")
+    spec.update(replicates=400, chunk_size=100)
+    spec["patients"]["generator"] = str(folder)
+    d = TrialDesign.from_dict(spec)
+    serial = run(d, executor="serial")
+    files = generator_files(folder)
+
+    def delete_folder(done, total):
+        if folder.exists():
+            shutil.rmtree(folder)  # before the client submits a chunk
+
+    res = run(d, scheduler=dask_processes.address, progress=delete_folder, generator=files)
+    assert not folder.exists()
+    assert res.identical(serial)

@@ -24,6 +24,8 @@ PINNED = {  # design -> SHA-256 over the result variables (name, dims, dtype, by
     "design_means": "153c01e227d4d898e7cec6f24c5052dec5aff896d0008cdaf4859ba8bbc24829",
     "design_opt_procova": "2d58f708942a1e82895716e67c05b7356a4bffd7810802137fcec463feeb345c",
     "design_procova": "606ba211fdb661b8558668a6c51866c35421793eca3189078b108be9b98205da",
+    # added with the qualification study (9eefe55): design_hybrid_binary at 1,000 replicates, chunks of 250
+    "design_qualification": "a34f6b59192be362d7bcb71794d27a20591b5aa6e6a02a4b0bf7b4836826cb12",
     "design_survival": "26834161529fada27d4ae17ccd6141f26dd456118824bd2bbfb1aee3fd4630c8",
 }
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from insilico.virtual_patients.generator import generator_files, receive_files
+
 from . import looks, patients, scales
 from .borrowing import calibrate_threshold
 from .checkpoint import Checkpoint
@@ -34,7 +36,7 @@ def chunk_stream(seed: int, scenario: int, chunk: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(scenario, chunk)))
 
 
-def simulate_chunk(design_json: str, scenario: int, chunk: int) -> dict:
+def simulate_chunk(design_json: str, scenario: int, chunk: int, generator: dict[str, bytes] | None = None) -> dict:
     """Simulate and analyse one chunk.
 
     Returns {"truth": {label: (R,) true effect on the analysis scale}, "analyses":
@@ -43,6 +45,8 @@ def simulate_chunk(design_json: str, scenario: int, chunk: int) -> dict:
     replicate at the look where it stopped.
     """
     design = TrialDesign.model_validate_json(design_json)
+    if generator is not None:  # shipped by the client: this worker need not see its filesystem
+        receive_files(design.patients.generator, generator)
     R = min(design.chunk_size, design.replicates - chunk * design.chunk_size)
     rng = chunk_stream(design.seed, scenario, chunk)
     sc = design.scenarios[scenario]
@@ -100,15 +104,21 @@ def make_client(workers: int | None = None, scheduler: str | None = None):
 
 def run(design: TrialDesign, *, workers: int | None = None, scheduler: str | None = None,
         checkpoint: str | Path | None = None, resume: bool = False,
-        progress: Callable[[int, int], None] | None = None, executor: str = "dask") -> xr.Dataset:
+        progress: Callable[[int, int], None] | None = None, executor: str = "dask",
+        generator: dict[str, bytes] | None = None) -> xr.Dataset:
     """Simulate every (scenario, chunk) and assemble the replicate-level Dataset.
 
     ``executor="dask"`` (default) uses a Dask client (`make_client`); ``"serial"`` runs
-    in this process — the same numbers, by construction of the streams.
+    in this process — the same numbers, by construction of the streams. A design drawing
+    generator patients ships the generator's files to every worker once (``generator``:
+    `patients.generator_files`, read from the design's path when not given), so workers need
+    not share the client's filesystem.
     """
     if any(a.prior is not None and a.prior.map_from is not None for a in design.analyses):
         raise ValueError("the design has map_from priors: derive them first (trials.map_priors.resolve_map_priors; "
                          "'insilico simulate' does this)")
+    if generator is not None:  # the given files are the generator, here as on every worker
+        receive_files(design.patients.generator, generator)
     check_runnable(design)
     keys = [(s, c) for s in range(len(design.scenarios)) for c in range(design.n_chunks)]
     store = Checkpoint(checkpoint, design) if checkpoint else None
@@ -122,7 +132,7 @@ def run(design: TrialDesign, *, workers: int | None = None, scheduler: str | Non
         progress(len(done), total)
     if executor == "serial":
         for k in todo:
-            done[k] = simulate_chunk(payload, *k)
+            done[k] = simulate_chunk(payload, *k, generator)
             if store:
                 store.save(k, done[k])
             if progress:
@@ -132,7 +142,11 @@ def run(design: TrialDesign, *, workers: int | None = None, scheduler: str | Non
 
         client = make_client(workers, scheduler)
         try:
-            futures = {client.submit(simulate_chunk, payload, s, c, key=f"chunk-{design.hash()[:8]}-{s}-{c}",
+            shipped = None
+            if design.patients is not None and todo:
+                files = generator if generator is not None else generator_files(design.patients.generator)
+                shipped = client.scatter([files], broadcast=True)[0]  # one copy per worker, not per chunk
+            futures = {client.submit(simulate_chunk, payload, s, c, shipped, key=f"chunk-{design.hash()[:8]}-{s}-{c}",
                                      pure=False): (s, c) for s, c in todo}
             for fut in as_completed(futures):
                 k = futures[fut]

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from insilico.virtual_patients.generator import POSTERIOR_FILE, located
+
 from . import looks, survival
 from .design import Family, TrialDesign
 from .methods import method_of
@@ -27,8 +29,10 @@ def _load_generator(path: str, _mtime: float):
 
 
 def load_generator(path: str):
-    """A fitted generator, cached per worker process (keyed by path and file time)."""
-    p = Path(path) / "posterior.nc"
+    """A fitted generator, cached per worker process (keyed by path and file time); the shipped
+    copy when the client sent one (`insilico.virtual_patients.generator.receive_files`)."""
+    path = located(path)
+    p = Path(path) / POSTERIOR_FILE
     return _load_generator(str(Path(path).resolve()), p.stat().st_mtime if p.exists() else 0.0)
 
 

@@ -8,7 +8,10 @@ written out in `insilico.virtual_patients.model`.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -333,8 +336,7 @@ class Generator:
 
     @classmethod
     def load(cls, directory: str | Path) -> Generator:
-
-        d = Path(directory)
+        d = located(directory)
         for f in (SPEC_FILE, POSTERIOR_FILE, META_FILE):
             if not (d / f).is_file():
                 raise GeneratorLoadError(f"{d}: not a saved generator ({f} is missing); run 'insilico fit' first")
@@ -350,9 +352,41 @@ class Generator:
         return cls(spec, posterior, meta)
 
 
+# a generator folder named by a design -> this process's copy of the files a client shipped
+_SHIPPED: dict[str, Path] = {}
+
+
+def generator_files(directory: str | Path) -> dict[str, bytes]:
+    """A saved generator's files, to ship to processes that do not share this filesystem."""
+    d = Path(directory)
+    return {name: (d / name).read_bytes() for name in (SPEC_FILE, POSTERIOR_FILE, META_FILE)}
+
+
+def receive_files(directory: str | Path, files: dict[str, bytes]) -> Path:
+    """Make shipped ``files`` this process's generator for ``directory``: written once per content
+    under the temporary folder; `located` (hence `Generator.load`, `saved_spec`) reads them."""
+    digest = hashlib.sha256(b"".join(files[k] for k in sorted(files))).hexdigest()[:20]
+    folder = Path(tempfile.gettempdir()) / f"insilico-generator-{digest}"
+    if not (folder / META_FILE).is_file():
+        work = Path(tempfile.mkdtemp(prefix=f"{folder.name}.", dir=folder.parent))
+        for name, data in files.items():
+            (work / Path(name).name).write_bytes(data)
+        try:
+            work.rename(folder)  # atomic: another worker process may be writing the same content
+        except OSError:
+            shutil.rmtree(work, ignore_errors=True)
+    _SHIPPED[str(directory)] = folder
+    return folder
+
+
+def located(directory: str | Path) -> Path:
+    """Where this process reads the generator ``directory``: its shipped copy, else the folder itself."""
+    return _SHIPPED.get(str(directory), Path(directory))
+
+
 def saved_spec(directory: str | Path) -> GeneratorSpec:
     """The spec of a saved generator, read without loading its posterior."""
-    d = Path(directory)
+    d = located(directory)
     if not (d / SPEC_FILE).is_file():
         raise GeneratorLoadError(f"{d}: not a saved generator ({SPEC_FILE} is missing); run 'insilico fit' first")
     return GeneratorSpec.from_yaml(d / SPEC_FILE)
