@@ -29,7 +29,8 @@ _HEX = re.compile(r"[0-9a-f]{32,}")
 # wall times a check reports beside its value (e.g. SBC's "seconds_per_replicate"), as the
 # report prints a record's detail: JSON keys naming seconds, whitespace already dropped
 _WALL_TIME = re.compile(r'("[A-Za-z_]*seconds[A-Za-z_]*":)-?[0-9.]+(?:[eE][-+]?[0-9]+)?')
-_DIGITS = re.compile(r"[0-9]+")
+# a number however it is written: 118 and 180.4, 1,000 and 1000, 1.2e-05
+_NUMBER = re.compile(r"[-+−]?[0-9][0-9,]*(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 _SPACE = re.compile(r"\s+")
 # a PDF's page-margin boxes (the run id, "Page 3 of 20"): where they fall in the text depends
 # on where pages break, which a wall time of another length can move
@@ -80,7 +81,7 @@ def masked_text(path: Path, *, numbers: bool = False) -> str:
     """The report's text with whitespace dropped, timestamps and run ids masked (and digits with ``numbers``)."""
     text = _TIME.sub("<time>", raw_text(path))
     text = _WALL_TIME.sub(r"\1<seconds>", _HEX.sub("<id>", _SPACE.sub("", text)))
-    return _DIGITS.sub("#", text) if numbers else text
+    return _NUMBER.sub("#", text) if numbers else text
 
 
 def _first_difference(a: str, b: str, width: int = 40) -> str:

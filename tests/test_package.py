@@ -530,8 +530,7 @@ def test_record_tolerance_boundaries(package, study, key, shift, ok):
 
 def test_changed_verdict_fails_even_within_the_value_tolerance(package, study):
     key = "virtual_patient_generation/mcmc_diagnostics/max_rhat"
-    tol = _tolerances(package)["evidence"]["records"][key]["tolerance"]
-    assert tol > 0.02  # 3*sqrt(2) * r * 1.01 with r >= 1/sqrt(600): the shift below is inside it
+    assert _tolerances(package)["evidence"]["records"][key]["rule"] == "verdict_only"  # any value, same verdict
 
     def mutate(out):
         recs = json.loads((out / "validation" / "records.json").read_text())

@@ -5,7 +5,8 @@ Such a re-run draws other virtual patients, so a metric of the cohort (SMD, pMSE
 exact copies, ...) moves by the difference of two independent evaluations. Its standard
 deviation is estimated where it is cheap and exact to do so: the check is re-run with
 ``reruns`` fresh seeds on the same posterior and data, and the sample SD of the
-``reruns + 1`` values is stated in the record (``detail["spread"]``). The package's tolerance
+``reruns + 1`` values is stated in the record (``detail["spread"]``). A metric that comes out
+the same for every seed (computed from the posterior alone) gets no spread. The package's tolerance
 for the metric is then 3 x sqrt(2) x that SD (`insilico.reports.tolerances`): sqrt(2) for
 the difference of two independent runs, 3 for a 0.27 % false alarm per metric under
 normality. With 5 values the SD itself is uncertain (its 90 % interval is 0.6-2.4 x the
@@ -40,8 +41,10 @@ def with_spread(out: Metrics, rerun: Callable[[int, Path], Metrics], seed: int, 
                 if v is not None:
                     values[k].append(float(v))
     for k, vs in values.items():
-        if len(vs) < 3:
-            continue  # too few defined values for a spread: the record stays "identical"
+        if len(vs) < 3 or len(set(vs)) == 1:
+            # too few defined values, or a metric the cohort's seed does not move (computed from the
+            # posterior alone: c-index, calibration): its spread says nothing, other rules apply
+            continue
         detail = dict(out[k].get("detail") or {})
         detail["spread"] = {"sd": float(np.std(vs, ddof=1)), "runs": len(vs), "seeds": [seed, *seeds],
                             "values": [round(v, 12) for v in vs]}
