@@ -142,31 +142,27 @@ def test_broken_designs(capsys, data):
         _refused(capsys, ["simulate", "--design", str(d / "design.yaml"), "--out", str(d / "r.nc")], d / "r.nc")
 
 
-def _qualification_files(d: Path) -> None:
-    for name in QUALIFICATION:
-        shutil.copyfile(examples_dir() / name, d / name)
+def _broken_qualification_file(capsys, name: str, data: dict, read, command: str) -> None:
+    """The qualification study's files with ``name`` replaced by ``data``: refused by ``command``."""
+    with _folder() as d:
+        for f in QUALIFICATION:
+            shutil.copyfile(examples_dir() / f, d / f)
+        path = d / name
+        path.write_text(yaml.safe_dump(data))
+        assume(_invalid(read, path))
+        _refused(capsys, [command, str(path), "--out", str(d / "o"), "--no-register", "--no-progress"], d / "o")
 
 
 @settings(max_examples=EXAMPLES["plan"], **SETTINGS)
 @given(data=broken(PLAN))
 def test_broken_credibility_plans(capsys, data):
-    with _folder() as d:
-        _qualification_files(d)
-        path = d / "credibility_qualification.yaml"
-        path.write_text(yaml.safe_dump(data))
-        assume(_invalid(read_plan, path))
-        _refused(capsys, ["validate", str(path), "--out", str(d / "o"), "--no-register", "--no-progress"], d / "o")
+    _broken_qualification_file(capsys, "credibility_qualification.yaml", data, read_plan, "validate")
 
 
 @settings(max_examples=EXAMPLES["study"], **SETTINGS)
 @given(data=broken(STUDY))
 def test_broken_studies(capsys, data):
-    with _folder() as d:
-        _qualification_files(d)
-        path = d / "study_qualification.yaml"
-        path.write_text(yaml.safe_dump(data))
-        assume(_invalid(read_study, path))
-        _refused(capsys, ["run", str(path), "--out", str(d / "o"), "--no-register", "--no-progress"], d / "o")
+    _broken_qualification_file(capsys, "study_qualification.yaml", data, read_study, "run")
 
 
 @st.composite
