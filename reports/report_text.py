@@ -5,8 +5,9 @@ in ``credibility.html`` with its SHA-256 recomputed passes the manifest. So ``re
 compares each packaged report's text with the report the re-run rendered from its own
 records. What legitimately differs between two runs is masked: MLflow run ids (and any
 other run of 32+ hex digits, e.g. hashes, which the manifest already checks), ISO
-timestamps and wall times (record-detail keys naming seconds). Whitespace is dropped before masking because PDF text extraction breaks lines
-(and long ids) wherever the layout does.
+timestamps and wall times (record-detail keys naming seconds). Whitespace is dropped before
+masking because PDF text extraction breaks lines (inside long ids and timestamps too)
+wherever the layout does.
 
 When the re-run's posterior draws are bit-identical to the package's, every other character
 must match. When they are not (another platform), MCMC-derived numbers legitimately move
@@ -24,7 +25,9 @@ from pathlib import Path
 
 from .verdict import Row
 
-_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?")
+# matched after whitespace is dropped: a PDF may break a line inside a timestamp (after a
+# hyphen), and where it breaks depends on the width of the run id before it
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T?\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?")
 _HEX = re.compile(r"[0-9a-f]{32,}")
 # wall times a check reports beside its value (e.g. SBC's "seconds_per_replicate"), as the
 # report prints a record's detail: JSON keys naming seconds, whitespace already dropped
@@ -79,8 +82,8 @@ def raw_text(path: Path) -> str:
 
 def masked_text(path: Path, *, numbers: bool = False) -> str:
     """The report's text with whitespace dropped, timestamps and run ids masked (and digits with ``numbers``)."""
-    text = _TIME.sub("<time>", raw_text(path))
-    text = _WALL_TIME.sub(r"\1<seconds>", _HEX.sub("<id>", _SPACE.sub("", text)))
+    text = _TIME.sub("<time>", _SPACE.sub("", raw_text(path)))
+    text = _WALL_TIME.sub(r"\1<seconds>", _HEX.sub("<id>", text))
     return _NUMBER.sub("#", text) if numbers else text
 
 

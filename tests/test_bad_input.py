@@ -116,6 +116,17 @@ PLAN = yaml.safe_load((examples_dir() / "credibility_qualification.yaml").read_t
 STUDY = yaml.safe_load((examples_dir() / "study_qualification.yaml").read_text())
 
 
+def test_every_starting_point_is_valid():
+    """Each case breaks a valid file: were the base invalid, the 'assume' would admit anything."""
+    GeneratorSpec.model_validate(ANOREXIA)
+    TrialDesign.from_dict(DESIGN)
+    with _folder() as d:
+        for f in QUALIFICATION:
+            shutil.copyfile(examples_dir() / f, d / f)
+        read_plan(d / "credibility_qualification.yaml")
+        read_study(d / "study_qualification.yaml")
+
+
 @pytest.fixture(scope="module")
 def anorexia_csv(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "anorexia.csv"

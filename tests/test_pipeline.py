@@ -95,9 +95,11 @@ def test_run_reports_package_and_reproduce(tmp_path, capsys, dask_processes):
     assert main(["keygen", str(key)]) == 0
     assert main(["sign-package", str(out / "study.zip"), "--key", str(key), "--by", "Test Builder"]) == 0
     capsys.readouterr()
-    assert main(["reproduce", str(out / "study.zip"), "--scheduler", dask_processes.address,
-                 "--public-key", f"{key}.pub"]) == 0
+    verdict = tmp_path / "reproduce.json"
+    code = main(["reproduce", str(out / "study.zip"), "--scheduler", dask_processes.address,
+                 "--public-key", f"{key}.pub", "--json", str(verdict)])
     text = capsys.readouterr().out
+    assert code == 0, [r for r in json.loads(verdict.read_text())["rows"] if r["verdict"] == "FAIL"]
     assert "PASS" in text and "Ed25519 signature" in text and "signed with the expected key" in text
     # ...and one changed byte of the results is named
     bad = tmp_path / "tampered.zip"

@@ -32,6 +32,15 @@ def test_run_ids_times_and_layout_whitespace_are_masked_and_nothing_else(tmp_pat
         'Assessmentrun<id>·created<time>typeIerror#adequate{"seconds_per_replicate":<seconds>,"replicates":#}'
 
 
+def test_a_timestamp_or_run_id_broken_across_lines_is_masked_whole(tmp_path):
+    """A PDF breaks a line after a hyphen of a timestamp, at a place that moves with the width
+    of the run id before it: seen as a false FAIL of a qualification's simulation.pdf."""
+    broken = masked_text(_write(tmp_path / "a", run="a76b6bd7558f48e4874\n3127e85747a11",
+                                time="2026-\n12-03 14:13:07+00:00") / "credibility.html")
+    assert broken == masked_text(_write(tmp_path / "b") / "credibility.html")
+    assert "<time>" in broken and "<id>" in broken
+
+
 def test_another_run_of_the_same_records_passes_and_an_edited_number_fails(tmp_path):
     pkg = _write(tmp_path / "pkg")
     rerun = _write(tmp_path / "rerun", run="3c6ea9293b074b429274ff23fe84f858", time="2026-12-04T09:00:00Z",

@@ -55,7 +55,7 @@ def performance_rows(folder: Path, compute: Compute = LOCAL) -> list[Row]:
     rows = [Row("PQ", STUDY, "bundled study runs end to end", "completes", f"completed in {built:.0f} s", "",
                 "PASS", f"MLflow run {outcome.run_id}")]
     start = time.perf_counter()
-    report = reproduce(outcome.outputs["package"], partial(run_study, progress=False, register=False, compute=compute))
+    report = reproduce(outcome.files["package"], partial(run_study, progress=False, register=False, compute=compute))
     write_text(folder / "reproduce.json", report.to_json())
     failed = [f"{r.file} {r.item}".strip() for r in report.failures]
     rows.append(Row("PQ", "study.zip", "re-run from its package and compared",
