@@ -169,10 +169,17 @@ def run(args, con: Console) -> int:
 
 
 def package(args, con: Console) -> int:
-    from insilico.stages.package import build_package, study_folder_of
+    from insilico.common.errors import InputError
+    from insilico.stages.package import build_package, fetch_package
 
-    zip_path = build_package(study_folder_of(args.run), Path(args.out),
-                             include_patient_rows=args.include_patient_rows, overwrite=args.overwrite)
+    if Path(args.run).is_dir():
+        zip_path = build_package(Path(args.run), Path(args.out),
+                                 include_patient_rows=args.include_patient_rows, overwrite=args.overwrite)
+    elif args.include_patient_rows:
+        raise InputError(f"{args.run}: a run's package is fetched as it was built; to add patient rows, "
+                         "package the study output folder instead")
+    else:
+        zip_path = fetch_package(args.run, Path(args.out), overwrite=args.overwrite)
     con.print(f"package written: {zip_path.resolve()}")
     return 0
 

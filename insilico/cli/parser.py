@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=commands.run)
 
     pk = sub.add_parser("package", help="build the submission package of a study run")
-    pk.add_argument("run", help="study output folder, or the MLflow parent run id of 'insilico run'")
+    pk.add_argument("run", help="study output folder (the package is built from it), or the MLflow parent run id of "
+                    "'insilico run' (the package it logged is fetched through the tracking store, e.g. a server)")
     pk.add_argument("--out", required=True, help="zip file to write")
     pk.add_argument("--include-patient-rows", action="store_true", help="also package synthetic cohorts")
     pk.add_argument("--overwrite", action="store_true")

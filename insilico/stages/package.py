@@ -29,7 +29,9 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import shutil
 import subprocess
+import tempfile
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -40,10 +42,10 @@ import mlflow
 from insilico import tracking
 from insilico.common.environment import environment_lock
 from insilico.common.errors import InputError, SpecError
-from insilico.common.files import sha256_file
+from insilico.common.files import atomic, sha256_file
 from insilico.common.specfile import read_yaml
 from insilico.layout import GENERATOR_FILES, OUT_PATHS, PATIENT_OUTPUTS
-from insilico.reports.manifest import dumps, files_under, read_json, write_package
+from insilico.reports.manifest import dumps, files_under, read_json, verify_manifest, write_package
 from insilico.reports.tolerances import ASSESSMENT, POSTERIOR, RECORDS, RESULTS, tolerances
 
 logger = logging.getLogger(__name__)
@@ -294,19 +296,50 @@ def build_package(out_dir: str | Path, zip_path: str | Path, *, include_patient_
     return zip_path
 
 
-def study_folder_of(run: str | Path) -> Path:
-    """A study output folder, given the folder itself or the study's MLflow parent run id."""
-    p = Path(run)
-    if p.is_dir():
-        return p
+def fetch_package(run_id: str, zip_path: str | Path, *, overwrite: bool = False) -> Path:
+    """The package an ``insilico run`` logged, fetched through the tracking store.
+
+    ``run_id`` is the study's parent run; its ``package`` stage run holds the zip as an
+    artifact. Through an ``mlflow server`` the bytes come over HTTP, so the study's output
+    folder need not exist on this machine. The download is checked against the SHA-256 the
+    run recorded and against its own manifest before it is written (atomically).
+    """
+    zip_path = Path(zip_path)
+    if zip_path.is_dir():
+        raise InputError(f"{zip_path}: is a folder; give the path of the zip to write")
+    if zip_path.exists() and not overwrite:
+        raise InputError(f"{zip_path}: exists; choose another --out or pass --overwrite")
     tracking.setup()
+    client = mlflow.MlflowClient()
     try:
-        tags = mlflow.get_run(str(run)).data.tags
+        parent = client.get_run(run_id)
     except Exception as err:  # noqa: BLE001 - MLflow raises several types for an unknown id
-        raise InputError(f"{run}: neither a study output folder nor an MLflow run id of 'insilico run'") from err
-    if "study.out_dir" not in tags:
-        raise InputError(f"run {run} is not the parent run of an 'insilico run' study")
-    return Path(tags["study.out_dir"])
+        raise InputError(f"{run_id}: neither a study output folder nor an MLflow run id of 'insilico run'") from err
+    if "study.out_dir" not in parent.data.tags:
+        raise InputError(f"run {run_id} is not the parent run of an 'insilico run' study")
+    stages = client.search_runs([parent.info.experiment_id],
+                                filter_string=f"tags.mlflow.parentRunId = '{run_id}' and tags.stage = 'package'")
+    if not stages or "package.sha256" not in stages[0].data.tags:
+        raise InputError(f"run {run_id} logged no package (its study stopped before the package stage)")
+    stage = stages[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(mlflow.artifacts.download_artifacts(run_id=stage.info.run_id, artifact_path="package",
+                                                          dst_path=tmp, tracking_uri=mlflow.get_tracking_uri()))
+        zips = sorted(folder.glob("*.zip"))
+        if len(zips) != 1:
+            raise InputError(f"run {run_id}: expected one package zip among its artifacts, found {len(zips)}")
+        want, got = stage.data.tags["package.sha256"], sha256_file(zips[0])
+        if got != want:
+            raise InputError(f"run {run_id}: the fetched package's SHA-256 {got[:12]}… is not the "
+                             f"{want[:12]}… the run recorded")
+        problems = verify_manifest(zips[0])
+        if problems:
+            raise InputError(f"run {run_id}: the fetched package fails its manifest: " + "; ".join(problems[:5]))
+        with atomic(zip_path) as tmp_zip:
+            shutil.copyfile(zips[0], tmp_zip)
+    logger.info("fetched the package of run %s through %s (SHA-256 %s…, manifest intact) -> %s",
+                run_id, mlflow.get_tracking_uri(), want[:12], zip_path)
+    return zip_path
 
 
 def _version_text(run: dict, archived: str | None, has_tar: bool, notes: list[str]) -> str:
