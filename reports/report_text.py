@@ -35,9 +35,9 @@ _WALL_TIME = re.compile(r'("[A-Za-z_]*seconds[A-Za-z_]*":)-?[0-9.]+(?:[eE][-+]?[
 # a number however it is written: 118 and 180.4, 1,000 and 1000, 1.2e-05
 _NUMBER = re.compile(r"[-+−]?[0-9][0-9,]*(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 _SPACE = re.compile(r"\s+")
-# a PDF's page-margin boxes (the run id, "Page 3 of 20"): where they fall in the text depends
-# on where pages break, which a wall time of another length can move
-_MARGIN = re.compile(r"^\s*(?:run [0-9a-f]{32}|Page \d+ of \d+)\s*$", re.MULTILINE)
+# a PDF's page-margin boxes (the run id, "Page 3 of 20"), one line per page in content order:
+# where they fall in the text depends on where pages break, which a wall time can move
+_MARGIN = re.compile(r"^\s*(?:run [0-9a-f]{32}\s*(?:Page \d+ of \d+)?|Page \d+ of \d+)\s*$", re.MULTILINE)
 
 
 class _Text(HTMLParser):
@@ -72,7 +72,10 @@ def raw_text(path: Path) -> str:
         tool = pdf_tool()
         if tool is None:
             raise FileNotFoundError("pdftotext (poppler) is not installed")
-        text = subprocess.run([tool, "-q", str(path), "-"], capture_output=True, check=True, timeout=120,
+        # -raw: text in the order the PDF draws it (WeasyPrint: document order). The default
+        # mode regroups a table's cells into columns by their positions, and it grouped one OC
+        # table two ways for two renderings of the same HTML (false FAILs in two qualification re-runs)
+        text = subprocess.run([tool, "-q", "-raw", str(path), "-"], capture_output=True, check=True, timeout=120,
                               text=True).stdout
         return _MARGIN.sub("", text)
     parser = _Text()
