@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 import yaml
 
 from insilico.cli import main
@@ -137,12 +138,12 @@ def test_resume_after_interruption_gives_the_same_numbers(tmp_path):
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        run(d, executor="serial", checkpoint=tmp_path / "ck", progress=stop_after_five)
-    assert len(list((tmp_path / "ck").glob("*.zarr"))) == 5
-    resumed = run(d, executor="serial", checkpoint=tmp_path / "ck", resume=True)
-    assert resumed.identical(reference)
+        run(d, executor="serial", store=tmp_path / "ck", progress=stop_after_five)
+    assert len(list((tmp_path / "ck" / "done").iterdir())) == 5
+    resumed = run(d, executor="serial", store=tmp_path / "ck", resume=True)
+    assert resumed.load().identical(reference)
     with pytest.raises(ValueError, match="another design"):
-        run(design(replicates=2000, chunk_size=250, seed=1), executor="serial", checkpoint=tmp_path / "ck",
+        run(design(replicates=2000, chunk_size=250, seed=1), executor="serial", store=tmp_path / "ck",
             resume=True)
 
 
@@ -196,7 +197,16 @@ def test_simulate_and_oc_commands(tmp_path, capsys):
 
     rows = json.loads(capsys.readouterr().out)
     assert {r["scenario"] for r in rows} == {"null", "target"} and rows[0]["n_replicates"] == 1000
-    assert not (tmp_path / "r.nc.chunks").exists()
+    assert not (tmp_path / "r.nc.store").exists()  # the results store is gone once the file is written
+    # the file, written chunk by chunk from the store, holds the numbers an in-memory run gives
+    from insilico.stages.simulate import read_results
+
+    replicates, oc = read_results(out)
+    memory = run(design(replicates=1000), executor="serial")
+    for name in memory.data_vars:
+        np.testing.assert_array_equal(replicates[name].values, memory[name].values, err_msg=name)
+    assert replicates["decision"].dtype == np.int8
+    xr.testing.assert_equal(oc.rejection_rate, operating_characteristics(memory).rejection_rate)
 
 
 def test_assurance_averages_power_over_the_design_prior():

@@ -5,8 +5,9 @@ and analyses every replicate by every method of the design (`insilico.trials.met
 at every look (`insilico.trials.looks`). Its random stream is
 ``SeedSequence(seed, spawn_key=(scenario, chunk))``: a function of the task's key alone,
 so results are bit-identical for any number of workers, any scheduler and any order of
-completion. Finished chunks are checkpointed to Zarr (`insilico.trials.checkpoint`);
-``resume=True`` reruns only the chunks that are missing and gives the same final numbers.
+completion. With a results store (`insilico.trials.store`) each finished chunk goes to Zarr
+and is let go, so memory stays bounded, and ``resume=True`` reruns only the chunks that are
+missing, giving the same final numbers.
 The results carry each scenario's kind (coordinate ``scenario_kind``, `insilico.trials.scales`).
 """
 
@@ -23,11 +24,10 @@ import xarray as xr
 from insilico.virtual_patients.generator import generator_files, receive_files
 
 from . import looks, patients, scales
-from .borrowing import calibrate_threshold
-from .checkpoint import Checkpoint
 from .design import TrialDesign, check_runnable
 from .looks import FIELDS
 from .methods import method_of
+from .store import ResultsStore, calibrated_thresholds
 
 __all__ = ["FIELDS", "assemble", "calibrate", "chunk_stream", "make_client", "run", "simulate_chunk"]
 
@@ -103,16 +103,21 @@ def make_client(workers: int | None = None, scheduler: str | None = None):
 
 
 def run(design: TrialDesign, *, workers: int | None = None, scheduler: str | None = None,
-        checkpoint: str | Path | None = None, resume: bool = False,
+        store: str | Path | None = None, resume: bool = False,
         progress: Callable[[int, int], None] | None = None, executor: str = "dask",
         generator: dict[str, bytes] | None = None) -> xr.Dataset:
-    """Simulate every (scenario, chunk) and assemble the replicate-level Dataset.
+    """Simulate every (scenario, chunk); return the replicate-level Dataset.
 
-    ``executor="dask"`` (default) uses a Dask client (`make_client`); ``"serial"`` runs
-    in this process — the same numbers, by construction of the streams. A design drawing
-    generator patients ships the generator's files to every worker once (``generator``:
-    `patients.generator_files`, read from the design's path when not given), so workers need
-    not share the client's filesystem.
+    Without ``store`` the chunks are assembled in memory (what small runs and checks want).
+    With ``store`` (a folder, `store.ResultsStore`) each finished chunk is written into a Zarr
+    store and let go, so memory stays bounded at any number of replicates; the Dataset
+    returned reads the store lazily (reductions such as `oc.operating_characteristics` go
+    chunk by chunk), and ``resume=True`` completes an interrupted run from the chunks it
+    finished, with the same final numbers. ``executor="dask"`` (default) uses a Dask client
+    (`make_client`); ``"serial"`` runs in this process — the same numbers, by construction of
+    the streams. A design drawing generator patients ships the generator's files to every
+    worker once (``generator``: `patients.generator_files`, read from the design's path when
+    not given), so workers need not share the client's filesystem.
     """
     if any(a.prior is not None and a.prior.map_from is not None for a in design.analyses):
         raise ValueError("the design has map_from priors: derive them first (trials.map_priors.resolve_map_priors; "
@@ -121,22 +126,23 @@ def run(design: TrialDesign, *, workers: int | None = None, scheduler: str | Non
         receive_files(design.patients.generator, generator)
     check_runnable(design)
     keys = [(s, c) for s in range(len(design.scenarios)) for c in range(design.n_chunks)]
-    store = Checkpoint(checkpoint, design) if checkpoint else None
-    done: dict = store.load() if (store and resume) else {}
-    if store and not resume:
-        store.reset()
+    chunks: dict = {}
+    results = ResultsStore(store, design) if store is not None else None
+    done = results.done() if (results and resume) else set()
+    if results and not done:
+        results.create()
+    keep = results.write if results else chunks.__setitem__
     todo = [k for k in keys if k not in done]
     payload = design.model_dump_json()
-    total = len(keys)
+    total, finished = len(keys), len(done)
     if progress:
-        progress(len(done), total)
+        progress(finished, total)
     if executor == "serial":
         for k in todo:
-            done[k] = simulate_chunk(payload, *k, generator)
-            if store:
-                store.save(k, done[k])
+            keep(k, simulate_chunk(payload, *k, generator))
+            finished += 1
             if progress:
-                progress(len(done), total)
+                progress(finished, total)
     else:
         from dask.distributed import as_completed
 
@@ -149,39 +155,33 @@ def run(design: TrialDesign, *, workers: int | None = None, scheduler: str | Non
             futures = {client.submit(simulate_chunk, payload, s, c, shipped, key=f"chunk-{design.hash()[:8]}-{s}-{c}",
                                      pure=False): (s, c) for s, c in todo}
             for fut in as_completed(futures):
-                k = futures[fut]
-                done[k] = fut.result()
-                if store:
-                    store.save(k, done[k])
+                keep(futures.pop(fut), fut.result())  # popped: the worker lets the chunk go
+                finished += 1
                 if progress:
-                    progress(len(done), total)
+                    progress(finished, total)
         finally:
             cluster = getattr(client, "cluster", None)
             client.close()
             if cluster is not None:
                 cluster.close()
-    return calibrate(design, assemble(design, done))
+    if results is None:
+        return calibrate(design, assemble(design, chunks))
+    results.calibrate()
+    return results.open()
 
 
 def calibrate(design: TrialDesign, ds: xr.Dataset) -> xr.Dataset:
-    """Bayesian thresholds calibrated to a one-sided type I error on the null scenario's
-    replicates (`borrowing.calibrate_threshold`); decisions of every scenario redone."""
-    scenario = design.calibration_scenario
-    if scenario is None:
+    """Bayesian thresholds calibrated on the null scenario (`store.calibrated_thresholds`);
+    decisions of every scenario redone."""
+    cal = calibrated_thresholds(design, lambda s, i: ds.posterior_prob[s, i].values, list(ds.scenario.values))
+    if cal is None:
         return ds
-    thresholds = np.full(ds.sizes["analysis"], np.nan)
-    mcse = np.full(ds.sizes["analysis"], np.nan)
-    for i, (_, a, _) in enumerate(design.analysis_labels()):
-        if not method_of(a).decides_by_probability:
-            continue
-        probs = ds.posterior_prob.isel(analysis=i)
-        target = design.calibration_alpha
-        cal = calibrate_threshold(probs.sel(scenario=scenario).values, target)
-        thresholds[i], mcse[i] = cal.threshold, cal.mcse
-        ds["decision"][:, i, :] = (probs > cal.threshold).astype(np.int8).values
+    thresholds, mcse, calibrated = cal
+    for i in calibrated:
+        ds["decision"][:, i, :] = (ds.posterior_prob.isel(analysis=i) > thresholds[i]).astype(np.int8).values
     ds["threshold"] = ("analysis", thresholds)
     ds["threshold_mcse"] = ("analysis", mcse)
-    ds.attrs["calibrated_on"] = scenario
+    ds.attrs["calibrated_on"] = design.calibration_scenario
     return ds
 
 

@@ -10,13 +10,27 @@ MCSE); mean interval width and expected sample size (MCSE sd/sqrt(R)).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 
 def operating_characteristics(results: xr.Dataset) -> xr.Dataset:
-    """Dataset with dims (scenario, analysis): each OC and its `<name>_mcse`."""
+    """Dataset with dims (scenario, analysis): each OC and its `<name>_mcse`, computed.
+
+    ``results`` may be lazy (`engine.run` with a results store): every OC is then one pass of
+    reductions over the store, chunk by chunk. An OC undefined for an analysis (e.g. the bias
+    of one with no closed-form truth) is NaN; Dask's reductions warn about the empty slices
+    behind it where NumPy's do not, so those warnings are silenced here.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _characteristics(results).compute()
+
+
+def _characteristics(results: xr.Dataset) -> xr.Dataset:
     R = results.sizes["replicate"]
     dim = "replicate"
     truth = results["true_effect"]

@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--out", required=True, help="results file (NetCDF: /replicates and /oc groups)")
     sm.add_argument("--replicates", type=_positive_int, help="override the design's replicate count")
     _compute_options(sm)
-    sm.add_argument("--resume", action="store_true", help="finish an interrupted run from its checkpoint")
+    sm.add_argument("--resume", action="store_true", help="finish an interrupted run from the chunks in its results store (RESULTS.store)")
     sm.add_argument("--serial", action="store_true", help="run in this process, without Dask (same numbers)")
     sm.add_argument("--no-progress", action="store_true")
     sm.set_defaults(func=commands.simulate)

@@ -79,12 +79,14 @@ def simulate_design(
     """Run a trial design (one MLflow run) and write replicate results and OCs to NetCDF.
 
     The file holds two groups: ``/replicates`` (dims scenario, analysis, replicate) and
-    ``/oc`` (dims scenario, analysis, each OC with its MCSE). Chunks are checkpointed to
-    ``<out>.chunks/`` (Zarr) and removed once the file is written.
+    ``/oc`` (dims scenario, analysis, each OC with its MCSE). Chunks stream into a results
+    store ``<out>.store/`` (Zarr; what ``resume`` completes) and the OCs are computed from it
+    by reduction, so this process never holds all replicates; the store is removed once the
+    file is written.
     """
     design = load_design(design_path, replicates)
     out = Path(out)
-    checkpoint = out.with_name(out.name + ".chunks")
+    store = out.with_name(out.name + ".store")
     tracking.setup()
     with mlflow.start_run(run_name=f"simulate {Path(design_path).stem}",
                           nested=mlflow.active_run() is not None) as run_:
@@ -97,18 +99,21 @@ def simulate_design(
         mlflow.log_params({"seed": design.seed, "replicates": design.replicates, "chunk_size": design.chunk_size,
                            "n_scenarios": len(design.scenarios), "n_analyses": len(design.analyses),
                            "executor": executor if not scheduler else f"dask:{scheduler}"})
-        results = run(design, workers=workers, scheduler=scheduler, checkpoint=checkpoint, resume=resume,
+        results = run(design, workers=workers, scheduler=scheduler, store=store, resume=resume,
                       progress=progress, executor=executor)
-        oc = operating_characteristics(results)
-        with atomic(out) as tmp:
+        oc = operating_characteristics(results)  # reductions over the store
+        for v in results.variables.values():
+            v.encoding = {}  # Zarr's chunking is not the file's
+        with atomic(out) as tmp:  # written chunk by chunk from the store
             xr.DataTree.from_dict({"replicates": results, "oc": oc}).to_netcdf(tmp, engine="netcdf4")
+        results.close()
         # one batch: a store round-trip per cell made a 400-scenario design spend minutes here
         tracking.log_metrics({tracking.metric_name(f"{s}.{a}.{k}"): float(oc[k].sel(scenario=s, analysis=a))
                               for s in oc.scenario.values for a in oc.analysis.values
                               for k in ("rejection_rate", "rejection_rate_mcse", "bias", "rmse", "coverage")})
         tracking.log_file(out, "results")
         mlflow.set_tag("results.sha256", sha256_file(out))
-        shutil.rmtree(checkpoint, ignore_errors=True)
+        shutil.rmtree(store, ignore_errors=True)
         return SimulationOutcome(out, run_.info.run_id, oc)
 
 
