@@ -136,3 +136,25 @@ def test_the_software_quality_metric_counts_failures_another_version_and_a_skipp
     (tmp_path / "bad.json").write_text('{"format": "something else"}')
     with pytest.raises(PlanError, match="not written by 'insilico qualify'"):
         qualification_metrics(tmp_path / "bad.json")
+
+
+def test_oq_holds_the_generator_likelihood_to_lifelines_and_catches_a_wrong_reference(monkeypatch):
+    """The Weibull likelihood at lifelines' MLE equals lifelines' maximum (measured: |diff| 0.0,
+    max |score| 1.1e-3); a reference shifted by 1e-4 in log-likelihood, or an MLE moved by 0.05
+    in one coefficient, fails."""
+    from insilico.checks import qualification
+
+    rows = qualification.lifelines_rows()
+    assert [r.verdict for r in rows] == ["PASS", "PASS"]
+    real = qualification.reference_values
+
+    def shifted(name, *, dll=0.0, dbeta=0.0):
+        ref = real(name)
+        ref["log_likelihood"] += dll
+        ref["ph"]["beta"]["age"] += dbeta
+        return ref
+
+    monkeypatch.setattr(qualification, "reference_values", lambda n: shifted(n, dll=1e-4))
+    assert [r.verdict for r in qualification.lifelines_rows()] == ["FAIL", "PASS"]
+    monkeypatch.setattr(qualification, "reference_values", lambda n: shifted(n, dbeta=0.05))
+    assert [r.verdict for r in qualification.lifelines_rows()][1] == "FAIL"
