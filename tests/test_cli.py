@@ -174,7 +174,7 @@ def test_version_and_debug_anywhere(capsys):
 def test_a_bug_is_exit_1_with_the_traceback_in_a_log(tmp_path, capsys, monkeypatch):
     import insilico.stages.simulate as simulate
 
-    def broken(path):
+    def broken(path, **_):
         raise KeyError("an internal mistake")
 
     monkeypatch.setattr(simulate, "read_results", broken)

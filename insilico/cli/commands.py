@@ -110,7 +110,7 @@ def oc(args, con: Console) -> int:
     from insilico.stages.simulate import read_results
     from insilico.trials.oc import oc_table
 
-    _, ocs = read_results(args.results)
+    _, ocs = read_results(args.results, replicates=False)  # the /oc group only
     table = oc_table(ocs)
     if args.format == "csv":
         sys.stdout.write(table.to_csv())

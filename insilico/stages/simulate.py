@@ -14,7 +14,7 @@ import xarray as xr
 from insilico import tracking
 from insilico.common.environment import package_versions
 from insilico.common.errors import InputError
-from insilico.common.files import atomic, load_tree, sha256_file
+from insilico.common.files import atomic, sha256_file
 from insilico.trials.design import TrialDesign, check_runnable
 from insilico.trials.engine import run
 from insilico.trials.map_priors import resolve_map_priors
@@ -117,15 +117,21 @@ def simulate_design(
         return SimulationOutcome(out, run_.info.run_id, oc)
 
 
-def read_results(path: str | Path) -> tuple[xr.Dataset, xr.Dataset]:
-    """(replicates, oc) Datasets of a results file written by `simulate_design`."""
+def read_results(path: str | Path, *, replicates: bool = True) -> tuple[xr.Dataset | None, xr.Dataset]:
+    """(replicates, oc) Datasets of a results file written by `simulate_design`, read into
+    memory and the file closed. ``replicates=False`` reads the small ``/oc`` group alone
+    (replicates None): what a table of operating characteristics needs at any scale."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p}: no such file")
     try:
-        tree = load_tree(p)
+        tree = xr.open_datatree(p, engine="netcdf4")
     except (OSError, ValueError) as err:
         raise InputError(f"{p}: not a results file written by 'insilico simulate' ({err})") from err
-    if "oc" not in tree.children or "replicates" not in tree.children:
-        raise InputError(f"{p}: not a results file written by 'insilico simulate' (no /oc group)")
-    return tree["replicates"].to_dataset(), tree["oc"].to_dataset()
+    try:
+        if "oc" not in tree.children or "replicates" not in tree.children:
+            raise InputError(f"{p}: not a results file written by 'insilico simulate' (no /oc group)")
+        oc = tree["oc"].to_dataset().load()
+        return (tree["replicates"].to_dataset().load() if replicates else None), oc
+    finally:
+        tree.close()
