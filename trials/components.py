@@ -99,6 +99,42 @@ class GeneratorPatients(Strict):
     cutoff: Cutoff | None = Field(None, description="Survival generators: analysis cut-off (events or calendar).")
 
 
+#: alpha-spending families by name, and rpact's codes for them (accepted as they are)
+SPENDING = {"obrien_fleming": "asOF", "pocock": "asP", "hwang_shih_decani": "asHSD", "kim_demets": "asKD",
+            "user": "asUser", "obrien_fleming_constant": "OF", "pocock_constant": "P"}
+SPENDING.update({code: code for code in list(SPENDING.values())})
+#: beta-spending families for futility: the alpha-spending names, or rpact's bs codes
+BETA_SPENDING = {"obrien_fleming": "bsOF", "pocock": "bsP", "hwang_shih_decani": "bsHSD", "kim_demets": "bsKD"}
+BETA_SPENDING.update({code: code for code in list(BETA_SPENDING.values())})
+_GAMMA = {"asHSD", "asKD", "bsHSD", "bsKD"}
+
+
+def _check_gamma(code: str, gamma: float | None, where: str) -> None:
+    if code in _GAMMA and gamma is None:
+        raise ValueError(f"{where}: the {code} family needs its parameter gamma (Hwang-Shih-DeCani gamma, e.g. "
+                         "-4; Kim-DeMets rho > 0, e.g. 2)")
+    if code in ("asKD", "bsKD") and gamma is not None and gamma <= 0:
+        raise ValueError(f"{where}: the Kim-DeMets parameter rho must be > 0, got {gamma}")
+    if code not in _GAMMA and gamma is not None:
+        raise ValueError(f"{where}: gamma applies to the hwang_shih_decani and kim_demets families only")
+
+
+class FutilitySpending(Strict):
+    """Non-binding futility bounds from a beta-spending function (rpact's typeBetaSpending):
+    the type II error ``beta`` spent over the looks, at the drift that gives power 1 - beta."""
+
+    spending: str = Field(..., pattern=f"^({'|'.join(BETA_SPENDING)})$",
+                          description="Beta-spending family: obrien_fleming, pocock, hwang_shih_decani, kim_demets "
+                          "(or rpact's bsOF, bsP, bsHSD, bsKD).")
+    gamma: float | None = Field(None, description="hwang_shih_decani gamma / kim_demets rho.")
+    beta: float = Field(0.2, gt=0, lt=0.5, description="Type II error to spend (1 - the design's power).")
+
+    @model_validator(mode="after")
+    def _check(self) -> FutilitySpending:
+        _check_gamma(BETA_SPENDING[self.spending], self.gamma, "futility")
+        return self
+
+
 class SampleSize(Strict):
     """Fixed sample size, or group-sequential looks with Lan-DeMets error spending."""
 
@@ -107,10 +143,20 @@ class SampleSize(Strict):
                                      "events) at each look, increasing.")
     information_rates: list[float] | None = Field(None, description="Information fraction of each look "
                                                   "(default: stages / last stage).")
-    spending: str = Field("obrien_fleming", pattern="^(obrien_fleming|pocock)$",
-                          description="Lan-DeMets alpha spending: obrien_fleming (asOF) or pocock (asP).")
-    futility: list[float] | None = Field(None, description="Non-binding futility bounds on the z scale for "
-                                         "looks 1..K-1 (stop when z falls below).")
+    spending: str = Field("obrien_fleming", pattern=f"^({'|'.join(SPENDING)})$",
+                          description="Alpha spending: obrien_fleming (asOF), pocock (asP), hwang_shih_decani "
+                          "(asHSD, with spending_gamma), kim_demets (asKD, with spending_gamma = rho), user (asUser, "
+                          "with user_alpha_spending), or the constant boundaries obrien_fleming_constant (OF) and "
+                          "pocock_constant (P); rpact's codes are accepted as they are.")
+    spending_gamma: float | None = Field(None, description="hwang_shih_decani gamma / kim_demets rho.")
+    user_alpha_spending: list[float] | None = Field(None, description="spending: user — the cumulative one-sided "
+                                                    "alpha spent at each look, increasing, the last = alpha.")
+    futility: list[float] | FutilitySpending | None = Field(
+        None, description="Futility: z bounds for looks 1..K-1 (stop when z falls below), or a beta-spending "
+        "function ({spending, gamma, beta}).")
+    binding_futility: bool = Field(False, description="Fixed futility bounds are binding: the efficacy bounds are "
+                                   "computed as if every trial stops at them, which lowers them (rpact's "
+                                   "bindingFutility).")
 
     @model_validator(mode="after")
     def _check(self) -> SampleSize:
@@ -123,10 +169,25 @@ class SampleSize(Strict):
             if rates is not None and (len(rates) != len(self.stages) or abs(rates[-1] - 1) > 1e-9
                                       or any(b <= a for a, b in zip(rates, rates[1:], strict=False)) or rates[0] <= 0):
                 raise ValueError("information_rates: one per stage, increasing, in (0, 1], the last 1")
-            if self.futility is not None and len(self.futility) != len(self.stages) - 1:
+            if isinstance(self.futility, list) and len(self.futility) != len(self.stages) - 1:
                 raise ValueError(f"futility needs one bound per interim look ({len(self.stages) - 1})")
-        elif self.futility is not None:
-            raise ValueError("futility bounds need group-sequential stages")
+            code = SPENDING[self.spending]
+            _check_gamma(code, self.spending_gamma, "sample_size.spending")
+            user = self.user_alpha_spending
+            if (code == "asUser") != (user is not None):
+                raise ValueError("spending: user and user_alpha_spending go together")
+            if user is not None and (len(user) != len(self.stages) or user[0] <= 0
+                                     or any(b <= a for a, b in zip(user, user[1:], strict=False))):
+                raise ValueError(f"user_alpha_spending: one cumulative alpha per stage ({len(self.stages)}), "
+                                 f"positive and increasing, got {user}")
+            if self.binding_futility and not isinstance(self.futility, list):
+                raise ValueError("binding_futility needs futility z bounds (beta-spending bounds are non-binding)")
+            if self.binding_futility and code in ("OF", "P"):
+                raise ValueError("binding_futility needs an alpha-spending family, not constant boundaries")
+        elif self.futility is not None or self.binding_futility or self.user_alpha_spending is not None:
+            raise ValueError("futility, binding_futility and user_alpha_spending need group-sequential stages")
+        elif self.spending_gamma is not None:
+            raise ValueError("spending_gamma needs group-sequential stages")
         return self
 
 

@@ -28,10 +28,13 @@ from insilico.common.specfile import SpecFile, Strict
 
 from . import scales
 from .components import (
+    BETA_SPENDING,
+    SPENDING,
     Arm,
     Endpoint,
     ExternalControl,
     Family,
+    FutilitySpending,
     GeneratorPatients,
     Historical,
     PriorSpec,
@@ -143,6 +146,9 @@ class TrialDesign(SpecFile):
                 raise ValueError(f"analyses {bad} cannot be used at group-sequential looks")
             if self.decision.sided != "one":
                 raise ValueError("group-sequential designs test one-sided (decision.sided: one)")
+            if ss.user_alpha_spending is not None and abs(ss.user_alpha_spending[-1] - self.comparison_alpha) > 1e-12:
+                raise ValueError(f"user_alpha_spending must end at the comparison's alpha {self.comparison_alpha:g}, "
+                                 f"got {ss.user_alpha_spending[-1]:g}")
             tte = (self.endpoint is not None and self.endpoint.family is Family.time_to_event) or (
                 self.patients is not None and self.patients.cutoff is not None)
             if tte and ss.total is None:
@@ -298,10 +304,13 @@ class TrialDesign(SpecFile):
         from insilico.trials.gsd import group_sequential_design
 
         rates = ss.information_rates or [s / ss.stages[-1] for s in ss.stages]
-        futility = None if ss.futility is None else [*ss.futility]
-        return group_sequential_design(rates, alpha=self.comparison_alpha,
-                                       type_of_design={"obrien_fleming": "asOF", "pocock": "asP"}[ss.spending],
-                                       futility=futility)
+        beta_spending = ss.futility if isinstance(ss.futility, FutilitySpending) else None
+        return group_sequential_design(
+            rates, alpha=self.comparison_alpha, type_of_design=SPENDING[ss.spending], gamma=ss.spending_gamma,
+            user_alpha_spending=ss.user_alpha_spending, binding_futility=ss.binding_futility,
+            futility=BETA_SPENDING[beta_spending.spending] if beta_spending else ss.futility,
+            futility_gamma=beta_spending.gamma if beta_spending else None,
+            beta=beta_spending.beta if beta_spending else 0.2)
 
 
 def check_runnable(design: TrialDesign) -> None:

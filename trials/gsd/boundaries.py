@@ -13,7 +13,7 @@ from scipy import optimize, special
 SpendingKind = Literal["asOF", "asP", "asHSD", "asKD"]
 
 
-DesignKind = Literal["asOF", "asP", "asHSD", "asKD", "P", "OF"]
+DesignKind = Literal["asOF", "asP", "asHSD", "asKD", "asUser", "P", "OF"]
 
 
 _SPENDING = ("asOF", "asP", "asHSD", "asKD")
@@ -303,7 +303,8 @@ class GroupSequentialDesign:
 def group_sequential_design(information_rates=None, *, kmax: int | None = None, alpha: float = 0.025,
                             beta: float = 0.2, type_of_design: DesignKind = "asOF",
                             gamma: float | None = None, futility=None, futility_gamma: float | None = None,
-                            binding_futility: bool = False, grid_points: int = 32) -> GroupSequentialDesign:
+                            binding_futility: bool = False, user_alpha_spending=None,
+                            grid_points: int = 32) -> GroupSequentialDesign:
     """Build a one-sided group-sequential design (rpact's ``getDesignGroupSequential``).
 
     Parameters
@@ -314,9 +315,11 @@ def group_sequential_design(information_rates=None, *, kmax: int | None = None, 
         Number of looks if ``information_rates`` is not given.
     alpha, beta : float
         One-sided significance level and type II error.
-    type_of_design : {"asOF", "asP", "asHSD", "asKD", "P", "OF"}
+    type_of_design : {"asOF", "asP", "asHSD", "asKD", "asUser", "P", "OF"}
     gamma : float, optional
         Parameter for ``"asHSD"`` (gamma) / ``"asKD"`` (rho).
+    user_alpha_spending : array_like, optional
+        ``"asUser"``: the cumulative alpha spent at each look, increasing, the last = ``alpha``.
     futility : None, array_like of length K-1, or {"bsOF", "bsP", "bsHSD", "bsKD"}
         Fixed z futility bounds (``-inf`` for none) or a beta-spending family.
     futility_gamma : float, optional
@@ -360,12 +363,19 @@ def group_sequential_design(information_rates=None, *, kmax: int | None = None, 
     if type_of_design in _SPENDING:
         cum = spending_function(type_of_design, t, alpha, gamma)
         u = _solve_efficacy(t, np.diff(np.concatenate([[0.0], cum])), eff_lower, r)
+    elif type_of_design == "asUser":
+        cum = np.asarray(user_alpha_spending if user_alpha_spending is not None else [], dtype=float)
+        if cum.shape != (k_max,) or np.any(np.diff(cum) <= 0) or cum[0] <= 0 or abs(cum[-1] - alpha) > 1e-12:
+            raise ValueError(f"asUser needs user_alpha_spending: {k_max} cumulative values, increasing, the last = "
+                             f"alpha {alpha}, got {None if user_alpha_spending is None else list(user_alpha_spending)}")
+        u = _solve_efficacy(t, np.diff(np.concatenate([[0.0], cum])), eff_lower, r)
     elif type_of_design in _CONSTANT:
         if binding_futility:
             raise ValueError("binding futility is implemented for spending designs only")
         u = _solve_constant(t, alpha, type_of_design, r)
     else:
-        raise ValueError(f"type_of_design must be one of {_SPENDING + _CONSTANT}, got {type_of_design!r}")
+        raise ValueError(f"type_of_design must be one of {(*_SPENDING, 'asUser', *_CONSTANT)}, "
+                         f"got {type_of_design!r}")
 
     drift_bs = None
     if isinstance(futility, str):
