@@ -74,6 +74,19 @@ class Analysis(Strict):
         "non-conjugate logit_normal_mixture and log_normal_mixture priors; slower by orders of magnitude).")
 
 
+#: multiplicity procedures; those that work on the comparisons' p-values (`trials.multiplicity`)
+MULTIPLICITY = ("bonferroni", "none", "dunnett", "holm", "hochberg", "closed_simes", "graph")
+STEPWISE = ("holm", "hochberg", "closed_simes", "graph")
+
+
+class MultiplicityGraph(Strict):
+    """A graphical multiple-testing procedure (Bretz et al. 2009), in treatment-arm order."""
+
+    weights: list[float] = Field(..., description="Initial share of alpha of each comparison (>= 0, summing to 1).")
+    transitions: list[list[float]] = Field(..., description="g_jl: the share of j's weight passed to l once j is "
+                                           "rejected (zero diagonal, rows summing to at most 1).")
+
+
 class Decision(Strict):
     alpha: float = Field(0.025, gt=0, lt=0.5, description="One-sided (or two-sided) significance level.")
     sided: str = Field("one", pattern="^(one|two)$", description="one: a one-sided test in `direction`; two: either side.")
@@ -87,13 +100,21 @@ class Decision(Strict):
                                              "threshold by simulation to this one-sided type I error.")
     calibrate_on: str | None = Field(None, description="Scenario whose replicates calibrate the threshold "
                                      "(default: the first with no effect and no drift).")
-    multiplicity: str = Field("bonferroni", pattern="^(bonferroni|none)$", description="Several treatment arms: "
-                              "test each against control at alpha / (arms - 1) (bonferroni) or at alpha (none).")
+    multiplicity: str = Field(
+        "bonferroni", pattern=f"^({'|'.join(MULTIPLICITY)})$",
+        description="Several treatment arms, family-wise error alpha: bonferroni (each comparison at alpha / (arms - "
+        "1)), dunnett (single step, the equicorrelated critical value; equal treatment allocations, one-sided), "
+        "holm, hochberg, closed_simes (closed testing with Simes tests: Hommel) or graph (Bretz et al.: "
+        "decision.graph) on the comparisons' p-values of fixed designs, or none (each at alpha).")
+    graph: MultiplicityGraph | None = Field(None, description="multiplicity: graph — initial weights and "
+                                            "transition matrix over the treatment-vs-control comparisons.")
 
     @model_validator(mode="after")
     def _check(self) -> Decision:
         if self.threshold is not None and self.calibrate_to_alpha is not None:
             raise ValueError("give threshold or calibrate_to_alpha, not both")
+        if (self.multiplicity == "graph") != (self.graph is not None):
+            raise ValueError("decision.multiplicity: graph and decision.graph go together")
         return self
 
 
@@ -139,6 +160,7 @@ class TrialDesign(SpecFile):
                 if name is None or name not in [s.name for s in self.scenarios]:
                     raise ValueError("decision.calibrate_to_alpha needs a null scenario (no effect, no drift) or "
                                      "decision.calibrate_on naming one")
+        self._check_multiplicity()
         ss = self.sample_size
         if ss.stages is not None:
             bad = [a.name for a in self.analyses if not method_of(a).sequential]
@@ -263,6 +285,29 @@ class TrialDesign(SpecFile):
         """Treatment arms, each compared with control."""
         return [a.name for a in self.arms[1:]]
 
+    def _check_multiplicity(self) -> None:
+        dec, k = self.decision, len(self.arms) - 1
+        if dec.multiplicity in ("bonferroni", "none"):
+            return
+        if k < 2:
+            raise ValueError(f"decision.multiplicity: {dec.multiplicity} needs several treatment arms")
+        if dec.multiplicity == "dunnett":
+            if len({a.allocation for a in self.arms[1:]}) > 1 or dec.sided != "one":
+                raise ValueError("decision.multiplicity: dunnett needs equal treatment-arm allocations and a "
+                                 "one-sided test (its equicorrelated critical value)")
+            return
+        if self.sample_size.stages is not None:
+            raise ValueError(f"decision.multiplicity: {dec.multiplicity} decides on p-values of fixed designs; "
+                             "group-sequential multi-arm designs use bonferroni or dunnett")
+        bayes = [a.name for a in self.analyses if method_of(a).decides_by_probability]
+        if bayes:
+            raise ValueError(f"decision.multiplicity: {dec.multiplicity} works on p-values; analyses {bayes} decide "
+                             "by a posterior probability")
+        if dec.graph is not None:
+            from .multiplicity import check_graph
+
+            check_graph(dec.graph.weights, dec.graph.transitions, k)
+
     def analysis_labels(self) -> list[tuple[str, object, int]]:
         """(label, analysis, treatment arm index) for every comparison: the analysis name
         with two arms, '<analysis>:<arm>' with several."""
@@ -271,9 +316,21 @@ class TrialDesign(SpecFile):
         return [(f"{a.name}:{arm.name}", a, j) for a in self.analyses for j, arm in enumerate(self.arms) if j]
 
     def per_comparison(self, alpha: float) -> float:
-        """A design-wide error rate split over the treatment-vs-control comparisons."""
+        """A design-wide error rate split over the treatment-vs-control comparisons: the level
+        of each comparison's own test and interval (Bonferroni's for the p-value procedures,
+        which then decide on the p-values together; Dunnett's 1 - Phi(c))."""
         k = len(self.arms) - 1
-        return alpha / k if self.decision.multiplicity == "bonferroni" else alpha
+        rule = self.decision.multiplicity
+        if rule == "none" or k == 1:
+            return alpha
+        if rule == "dunnett":
+            from scipy.special import ndtr
+
+            from insilico.trials.gsd import dunnett_critical_value
+
+            a_t, a_c = self.arms[1].allocation, self.arms[0].allocation
+            return float(ndtr(-dunnett_critical_value(k, alpha, a_t / (a_t + a_c))))
+        return alpha / k
 
     @property
     def comparison_alpha(self) -> float:

@@ -23,8 +23,8 @@ import xarray as xr
 
 from insilico.virtual_patients.generator import generator_files, receive_files
 
-from . import looks, patients, scales
-from .design import TrialDesign, check_runnable
+from . import looks, multiplicity, patients, scales
+from .design import STEPWISE, TrialDesign, check_runnable
 from .looks import FIELDS
 from .methods import method_of
 from .store import ResultsStore, calibrated_thresholds
@@ -72,7 +72,22 @@ def simulate_chunk(design_json: str, scenario: int, chunk: int, generator: dict[
         res = per_look[0] if gsd is None else looks.sequential(per_look, gsd, design.direction)
         out[label] = {k: np.asarray(res[k]) for k in FIELDS}
         truth[label] = effects[:, j] if collapsible else np.full(R, np.nan)
+    if dec.multiplicity in STEPWISE:
+        _decide_together(design, out)
     return {"truth": truth, "analyses": out}
+
+
+def _decide_together(design: TrialDesign, out: dict) -> None:
+    """Each analysis's comparisons decided together on their p-values (`trials.multiplicity`)."""
+    dec = design.decision
+    procedure = getattr(multiplicity, dec.multiplicity)
+    extra = (dec.graph.weights, dec.graph.transitions) if dec.multiplicity == "graph" else ()
+    for a in design.analyses:
+        labels = [label for label, b, _ in design.analysis_labels() if b is a]
+        p = np.stack([out[label]["p_value"] for label in labels], axis=1)
+        rejected = procedure(p, dec.alpha, *extra)
+        for i, label in enumerate(labels):
+            out[label]["decision"] = rejected[:, i]
 
 
 def _look_seed(chunk_seed: int, analysis: int, look: int) -> int:
