@@ -1,7 +1,8 @@
-"""Every error-spending family, beta-spending futility and binding futility from a design's
-YAML (`sample_size`), against rpact 3.3.4's exact boundaries
-(validation/reference/rpact_gsd_exact.json, recorded by rpact_gsd_exact.R) and, for binding
-futility, the engine's simulated type I error."""
+"""Every error-spending family, beta-spending futility, binding futility and two-sided
+designs from a design's YAML (`sample_size`, `decision.sided`), against rpact 3.3.4's exact
+boundaries (validation/reference/rpact_gsd_exact.json and rpact_gsd_two_sided.json, each
+recorded by the R script beside it) and, for binding futility and two-sided designs, the
+engine's simulated type I error."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ ATOL = 1e-6
 EXACT = reference_values("rpact_gsd_exact.json")
 
 
-def design(replicates: int = 100, **sample_size) -> TrialDesign:
+def design(replicates: int = 100, decision: dict | None = None, **sample_size) -> TrialDesign:
     return TrialDesign.from_dict({
+        "decision": decision or {"alpha": 0.025, "sided": "one"},
         "seed": 20261204, "replicates": replicates, "chunk_size": min(replicates, 10000),
         "arms": [{"name": "control", "allocation": 1}, {"name": "treatment", "allocation": 1}],
         "endpoint": {"family": "normal", "sd": 1.0}, "scenarios": [{"name": "null", "effect": 0.0}],
@@ -40,6 +42,41 @@ def design(replicates: int = 100, **sample_size) -> TrialDesign:
 def test_every_spending_family_from_yaml_matches_rpact(sample_size, key):
     got = design(**sample_size).boundaries().critical_values
     np.testing.assert_allclose(got, EXACT[key], rtol=0, atol=ATOL)
+
+
+TWO_SIDED = reference_values("rpact_gsd_two_sided.json")
+
+
+@pytest.mark.parametrize(("sample_size", "key"), [
+    ({"spending": "obrien_fleming"}, "asOF"), ({"spending": "pocock"}, "asP"),
+    ({"spending": "OF"}, "OF"), ({"spending": "P"}, "P"),
+    ({"spending": "asHSD", "spending_gamma": -4}, "asHSD_m4"),
+    ({"spending": "asKD", "spending_gamma": 2, "stages": [40, 100, 160, 200]}, "asKD_2_unequal"),
+])
+def test_two_sided_designs_match_rpact(sample_size, key):
+    """decision.sided: two — symmetric boundaries, each tail spending the one-sided function at
+    alpha / 2 as rpact does (rpact_gsd_two_sided.R; alpha 0.05). The constant ones are also
+    Jennison & Turnbull's Table 2.1 / 2.3 constants for K = 3: Pocock 2.289, O'Brien-Fleming 2.004."""
+    b = design(decision={"alpha": 0.05, "sided": "two"}, **sample_size).boundaries()
+    assert b.sided == 2
+    np.testing.assert_allclose(b.critical_values, TWO_SIDED[f"{key}_critical"], rtol=0, atol=ATOL)
+    if f"{key}_alpha_spent" in TWO_SIDED:
+        np.testing.assert_allclose(b.alpha_spent, TWO_SIDED[f"{key}_alpha_spent"], rtol=0, atol=ATOL)
+    if key in ("P", "OF"):
+        assert b.critical_values[-1] == pytest.approx({"P": 2.289, "OF": 2.004}[key], abs=5e-4)
+
+
+def test_two_sided_design_rejects_alpha_on_both_sides():
+    """Under the null the engine's two-sided O'Brien-Fleming design rejects 5 % (40,000
+    replicates, MCSE 0.0011), half of it on each side."""
+    d = design(40000, decision={"alpha": 0.05, "sided": "two"})
+    res = run(d, executor="serial")
+    rejected = res.decision.values[0, 0] == 1
+    mcse = np.sqrt(0.05 * 0.95 / 40000)
+    assert abs(rejected.mean() - 0.05) <= 3 * mcse, rejected.mean()
+    below = (res.estimate.values[0, 0][rejected] < 0).mean()
+    assert abs(below - 0.5) <= 3 * np.sqrt(0.25 / rejected.sum()), below
+    assert (res.p_value.values[0, 0][rejected] < 0.05).all()  # two-sided p-values at the stopping look
 
 
 def test_beta_spending_futility_from_yaml_matches_rpact():
@@ -89,9 +126,12 @@ def test_binding_futility_spends_all_alpha_when_trials_stop_at_futility():
     ({"futility": [0.0, 0.0], "binding_futility": True, "spending": "P"}, "not constant boundaries"),
     ({"futility": {"spending": "bsKD"}}, "futility: the bsKD family needs"),
     ({"spending": "lan_demets"}, "spending"),
+    ({"futility": [0.0, 0.0], "sided": "two"}, "futility bounds apply to one-sided designs"),
 ])
 def test_a_wrong_spending_setting_is_one_message_and_exit_2(tmp_path, capsys, sample_size, message):
     spec = design().model_dump(mode="json", exclude_none=True)
+    if "sided" in sample_size:
+        spec["decision"]["sided"] = sample_size.pop("sided")
     spec["sample_size"] = {"stages": [100, 200, 300], **sample_size}
     path = tmp_path / "design.yaml"
     path.write_text(yaml.safe_dump(spec))

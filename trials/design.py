@@ -166,8 +166,9 @@ class TrialDesign(SpecFile):
             bad = [a.name for a in self.analyses if not method_of(a).sequential]
             if bad:
                 raise ValueError(f"analyses {bad} cannot be used at group-sequential looks")
-            if self.decision.sided != "one":
-                raise ValueError("group-sequential designs test one-sided (decision.sided: one)")
+            if self.decision.sided == "two" and (ss.futility is not None or ss.binding_futility):
+                raise ValueError("two-sided group-sequential designs stop for efficacy on either side; "
+                                 "futility bounds apply to one-sided designs")
             if ss.user_alpha_spending is not None and abs(ss.user_alpha_spending[-1] - self.comparison_alpha) > 1e-12:
                 raise ValueError(f"user_alpha_spending must end at the comparison's alpha {self.comparison_alpha:g}, "
                                  f"got {ss.user_alpha_spending[-1]:g}")
@@ -367,7 +368,7 @@ class TrialDesign(SpecFile):
             user_alpha_spending=ss.user_alpha_spending, binding_futility=ss.binding_futility,
             futility=BETA_SPENDING[beta_spending.spending] if beta_spending else ss.futility,
             futility_gamma=beta_spending.gamma if beta_spending else None,
-            beta=beta_spending.beta if beta_spending else 0.2)
+            beta=beta_spending.beta if beta_spending else 0.2, sided=2 if self.decision.sided == "two" else 1)
 
 
 def check_runnable(design: TrialDesign) -> None:

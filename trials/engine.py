@@ -57,7 +57,7 @@ def simulate_chunk(design_json: str, scenario: int, chunk: int, generator: dict[
     common = {"alpha": alpha, "sided": dec.sided, "direction": design.direction, "level": dec.interval}
     gsd = looks.boundaries(design_json)
     data["threshold"] = dec.threshold if dec.threshold is not None else 1 - alpha
-    data["statistic_looks"] = gsd is not None  # group-sequential designs are one-sided (validated)
+    data["statistic_looks"] = gsd is not None  # looks compare statistics with the bounds (|z| when two-sided)
     data["chunk_size"] = min(design.chunk_size, design.replicates)  # MCMC pads short last chunks to this
     views = [looks.at_look(design, data, k) for k in range(len(design.looks))]
     out, truth = {}, {}

@@ -44,7 +44,7 @@ def survival_looks(design: TrialDesign, data: dict) -> None:
     keep = any(m.keeps_risk_sets for m in methods)
     data.update(risk_cache={}, arm_all=data["arm"], comparison=1, stop=None, keep_risk_sets=keep)
     gsd = boundaries(design.model_dump_json())
-    if gsd is not None and all(m.stops_in_risk_sets for m in methods):
+    if gsd is not None and gsd.sided == 1 and all(m.stops_in_risk_sets for m in methods):
         # stopped trials need no later looks: the risk sets skip them once z = U / sqrt(V)
         # (benefit-signed) crosses a bound by a margin, so `sequential` surely stops there too
         sign, margin = (1.0 if design.direction == "greater" else -1.0), 1e-9
@@ -115,19 +115,24 @@ def sequential(per_look: list[dict], gsd, direction: str) -> dict:
     without a p-value (`analyses.finish` with ``p_value=False``) are compared with the
     boundaries carried to the statistic's own scale (t with the look's df: z >= c exactly
     when t >= t_df^-1(Phi(c))), and the p-value is computed at the stopping look only;
-    other looks' one-sided p-values are put on the z scale (z = Phi^-1(1 - p)).
+    other looks' one-sided p-values are put on the z scale (z = Phi^-1(1 - p)). A two-sided
+    design compares |statistic| with its symmetric bounds and reports two-sided p-values.
     Estimates are the naive ones at the stopping look.
     """
     K = len(per_look)
     deferred = "p_value" not in per_look[0]
+    two = gsd.sided == 2  # symmetric: |statistic| against the bound, two-sided p-values
     if deferred:
         stat = np.stack([r["statistic"] for r in per_look])  # (K, R)
         dfs = [r["df"] for r in per_look]
         upper = [_t_scale(c, df) for c, df in zip(gsd.critical_values, dfs)]
         lower = [_t_scale(c, df) for c, df in zip(gsd.futility_bounds, dfs)]
     else:
-        stat = np.stack([-special.ndtri(np.clip(r["p_value"], 1e-300, 1.0)) for r in per_look])
+        p = np.stack([np.clip(r["p_value"], 1e-300, 1.0) for r in per_look])
+        stat = -special.ndtri(p / 2 if two else p)
         upper, lower = gsd.critical_values, gsd.futility_bounds
+    if two:
+        stat = np.abs(stat)
     R = stat.shape[1]
     stop = np.full(R, K - 1)
     rejected = np.zeros(R, dtype=bool)
@@ -143,7 +148,7 @@ def sequential(per_look: list[dict], gsd, direction: str) -> dict:
            for f in FIELDS if f not in ("decision", "stop_stage", "p_value")}
     if deferred:
         df = None if dfs[0] is None else np.asarray(dfs, dtype=float)[stop]
-        out["p_value"] = kernels.one_sided_p(np.take_along_axis(stat, idx, axis=0)[0], df)
+        out["p_value"] = (2 if two else 1) * kernels.one_sided_p(np.take_along_axis(stat, idx, axis=0)[0], df)
     else:
         out["p_value"] = np.take_along_axis(np.stack([r["p_value"] for r in per_look]), idx, axis=0)[0]
     out["decision"] = rejected.astype(np.int8)

@@ -218,14 +218,36 @@ def _solve_efficacy(t, spend_increments, lower, grid_points) -> np.ndarray:
     return u
 
 
-def _solve_constant(t, alpha, kind, grid_points) -> np.ndarray:
+def _solve_two_sided(t, spend_increments, grid_points) -> np.ndarray:
+    """Symmetric two-sided boundaries: P(continued, |Z_k| >= c_k) spends each increment."""
+    k_max = len(t)
+    rec = _Recursion(t, 0.0, grid_points)
+    u = np.empty(k_max)
+    for k in range(k_max):
+        target = spend_increments[k]
+        if target <= 1e-15:
+            u[k] = _Z_CAP
+        elif k == 0:
+            u[k] = -_ndtri(target / 2)
+        else:
+            f = lambda x, k=k, target=target: rec.prob_above(k, x) + rec.prob_below(k, -x) - target  # noqa: E731
+            if f(0.0) < 0:
+                raise ValueError(f"stage {k + 1}: cannot spend {target:.3g}, less probability is left")
+            u[k] = _Z_CAP if f(_Z_CAP) > 0 else optimize.brentq(f, 0.0, _Z_CAP, xtol=1e-13)
+        if k < k_max - 1:
+            rec.advance(k, -u[k], u[k])
+    return u
+
+
+def _solve_constant(t, alpha, kind, grid_points, sided: int = 1) -> np.ndarray:
     shape = np.ones_like(t) if kind == "P" else 1 / np.sqrt(t)
 
     def f(c):
-        up, _ = crossing_probabilities(t, c * shape, None, 0.0, grid_points)
-        return up.sum() - alpha
+        up, dn = crossing_probabilities(t, c * shape, -c * shape if sided == 2 else None, 0.0, grid_points)
+        return up.sum() + (dn.sum() if sided == 2 else 0.0) - alpha
 
-    c = optimize.brentq(f, -_ndtri(alpha) * 0.5, -_ndtri(alpha / len(t)) + 1, xtol=1e-13)
+    level = alpha / sided
+    c = optimize.brentq(f, -_ndtri(level) * 0.5, -_ndtri(level / len(t)) + 1, xtol=1e-13)
     return c * shape
 
 
@@ -256,7 +278,8 @@ def _beta_futility(t, u, beta, kind, gamma, drift, grid_points) -> tuple[np.ndar
 
 @dataclass(frozen=True)
 class GroupSequentialDesign:
-    """A one-sided group-sequential design on the z scale.
+    """A group-sequential design on the z scale: one-sided, or two-sided with symmetric
+    boundaries (stop and reject when |Z_k| >= c_k).
 
     Attributes
     ----------
@@ -280,6 +303,8 @@ class GroupSequentialDesign:
         Beta-spending family used for ``futility_bounds`` if any, or ``"fixed"``.
     drift_beta_spending : float or None
         Drift solved with the beta-spending futility bounds (rpact's ``sqrt(shift)``).
+    sided : int
+        1, or 2 (``alpha`` then two-sided, ``alpha_spent`` counting both tails).
     """
 
     information_rates: np.ndarray
@@ -294,6 +319,7 @@ class GroupSequentialDesign:
     futility: str | None = None
     drift_beta_spending: float | None = None
     grid_points: int = 32
+    sided: int = 1
 
     @property
     def kmax(self) -> int:
@@ -303,9 +329,10 @@ class GroupSequentialDesign:
 def group_sequential_design(information_rates=None, *, kmax: int | None = None, alpha: float = 0.025,
                             beta: float = 0.2, type_of_design: DesignKind = "asOF",
                             gamma: float | None = None, futility=None, futility_gamma: float | None = None,
-                            binding_futility: bool = False, user_alpha_spending=None,
+                            binding_futility: bool = False, user_alpha_spending=None, sided: int = 1,
                             grid_points: int = 32) -> GroupSequentialDesign:
-    """Build a one-sided group-sequential design (rpact's ``getDesignGroupSequential``).
+    """Build a group-sequential design (rpact's ``getDesignGroupSequential``), one-sided or
+    two-sided with symmetric boundaries (``sided = 2``, no futility).
 
     Parameters
     ----------
@@ -320,6 +347,8 @@ def group_sequential_design(information_rates=None, *, kmax: int | None = None, 
         Parameter for ``"asHSD"`` (gamma) / ``"asKD"`` (rho).
     user_alpha_spending : array_like, optional
         ``"asUser"``: the cumulative alpha spent at each look, increasing, the last = ``alpha``.
+    sided : {1, 2}
+        Two-sided: ``alpha`` is the two-sided level, spent on both tails symmetrically.
     futility : None, array_like of length K-1, or {"bsOF", "bsP", "bsHSD", "bsKD"}
         Fixed z futility bounds (``-inf`` for none) or a beta-spending family.
     futility_gamma : float, optional
@@ -341,8 +370,12 @@ def group_sequential_design(information_rates=None, *, kmax: int | None = None, 
         information_rates = np.arange(1, kmax + 1) / kmax
     t = _check_rates(information_rates)
     k_max = len(t)
-    if not 0 < alpha < 0.5:
-        raise ValueError(f"alpha must lie in (0, 0.5), got {alpha}")
+    if sided not in (1, 2):
+        raise ValueError(f"sided must be 1 or 2, got {sided}")
+    if not 0 < alpha < 0.5 * sided:
+        raise ValueError(f"alpha must lie in (0, {0.5 * sided:g}), got {alpha}")
+    if sided == 2 and (futility is not None or binding_futility):
+        raise ValueError("two-sided designs here have no futility bounds")
     if not 0 < beta < 1 - alpha:
         raise ValueError(f"beta must lie in (0, 1 - alpha), got {beta}")
     r = int(grid_points)
@@ -361,18 +394,23 @@ def group_sequential_design(information_rates=None, *, kmax: int | None = None, 
 
     eff_lower = lower if binding_futility else np.full(k_max, -np.inf)
     if type_of_design in _SPENDING:
-        cum = spending_function(type_of_design, t, alpha, gamma)
-        u = _solve_efficacy(t, np.diff(np.concatenate([[0.0], cum])), eff_lower, r)
+        # two-sided as rpact: each tail spends the one-sided function at alpha / 2 (the same
+        # thing for the families linear in alpha; not for asOF)
+        cum = spending_function(type_of_design, t, alpha, gamma) if sided == 1 else \
+            2 * spending_function(type_of_design, t, alpha / 2, gamma)
+        increments = np.diff(np.concatenate([[0.0], cum]))
+        u = _solve_efficacy(t, increments, eff_lower, r) if sided == 1 else _solve_two_sided(t, increments, r)
     elif type_of_design == "asUser":
         cum = np.asarray(user_alpha_spending if user_alpha_spending is not None else [], dtype=float)
         if cum.shape != (k_max,) or np.any(np.diff(cum) <= 0) or cum[0] <= 0 or abs(cum[-1] - alpha) > 1e-12:
             raise ValueError(f"asUser needs user_alpha_spending: {k_max} cumulative values, increasing, the last = "
                              f"alpha {alpha}, got {None if user_alpha_spending is None else list(user_alpha_spending)}")
-        u = _solve_efficacy(t, np.diff(np.concatenate([[0.0], cum])), eff_lower, r)
+        increments = np.diff(np.concatenate([[0.0], cum]))
+        u = _solve_efficacy(t, increments, eff_lower, r) if sided == 1 else _solve_two_sided(t, increments, r)
     elif type_of_design in _CONSTANT:
         if binding_futility:
             raise ValueError("binding futility is implemented for spending designs only")
-        u = _solve_constant(t, alpha, type_of_design, r)
+        u = _solve_constant(t, alpha, type_of_design, r, sided)
     else:
         raise ValueError(f"type_of_design must be one of {(*_SPENDING, 'asUser', *_CONSTANT)}, "
                          f"got {type_of_design!r}")
@@ -394,12 +432,14 @@ def group_sequential_design(information_rates=None, *, kmax: int | None = None, 
         lo_all, _ = _beta_futility(t, u, beta, kind, futility_gamma, drift_bs, r)
         lower[:-1] = lo_all[:-1]
 
-    up0, _ = crossing_probabilities(t, u, eff_lower, 0.0, r)
+    up0, dn0 = crossing_probabilities(t, u, -u if sided == 2 else eff_lower, 0.0, r)
+    if sided == 2:
+        up0 = up0 + dn0
     return GroupSequentialDesign(
         information_rates=t, alpha=alpha, beta=beta, type_of_design=type_of_design, gamma=gamma,
         critical_values=u, futility_bounds=lower, alpha_spent=np.cumsum(up0),
         binding_futility=binding_futility, futility=fut_kind, drift_beta_spending=drift_bs,
-        grid_points=r)
+        grid_points=r, sided=sided)
 
 
 def fixed_sample_design(alpha: float = 0.025, beta: float = 0.2) -> GroupSequentialDesign:
