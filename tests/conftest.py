@@ -28,6 +28,22 @@ def isolated_tracking_store(tmp_path_factory):
         os.environ["MLFLOW_TRACKING_URI"] = old
 
 
+def assert_simulate_refuses(spec: dict, tmp_path, capsys, message: str) -> None:
+    """`insilico simulate` of this design: one readable message holding ``message``, exit 2,
+    no traceback, nothing written."""
+    import yaml
+
+    from insilico.cli import main
+
+    path = tmp_path / "design.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "r.nc"
+    assert main(["simulate", "--design", str(path), "--out", str(out), "--serial", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+    assert not out.exists()
+
+
 def with_sampler(spec: GeneratorSpec, draws: int = 500, tune: int = 500, chains: int = 2) -> GeneratorSpec:
     """The same spec with a smaller MCMC run (tests keep MCMC small; ESS still >= 400)."""
     return spec.model_copy(update={"sampler": spec.sampler.model_copy(

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import yaml
+from conftest import assert_simulate_refuses
 
-from insilico.cli import main
 from insilico.common.resources import reference_values
 from insilico.trials.design import TrialDesign
 from insilico.trials.engine import run
@@ -133,10 +132,4 @@ def test_a_wrong_spending_setting_is_one_message_and_exit_2(tmp_path, capsys, sa
     if "sided" in sample_size:
         spec["decision"]["sided"] = sample_size.pop("sided")
     spec["sample_size"] = {"stages": [100, 200, 300], **sample_size}
-    path = tmp_path / "design.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    out = tmp_path / "r.nc"
-    assert main(["simulate", "--design", str(path), "--out", str(out), "--serial", "--no-progress"]) == 2
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err, err
-    assert not out.exists()
+    assert_simulate_refuses(spec, tmp_path, capsys, message)

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import yaml
+from conftest import assert_simulate_refuses
 
-from insilico.cli import main
 from insilico.trials import multiplicity as mt
 from insilico.trials.design import TrialDesign
 from insilico.trials.engine import run
@@ -109,13 +108,7 @@ def test_a_wrong_multiplicity_setting_is_one_message_and_exit_2(tmp_path, capsys
     spec["decision"] = {"alpha": 0.025, **decision}
     if message.startswith("decides"):
         spec["sample_size"] = {"total": 400, "stages": [200, 400]}
-    path = tmp_path / "design.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    out = tmp_path / "r.nc"
-    assert main(["simulate", "--design", str(path), "--out", str(out), "--serial", "--no-progress"]) == 2
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err, err
-    assert not out.exists()
+    assert_simulate_refuses(spec, tmp_path, capsys, message)
 
 
 def test_dunnett_needs_equal_treatment_allocations():

@@ -34,30 +34,31 @@ def _clean(p: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(p), np.inf, p)
 
 
-def holm(p: np.ndarray, alpha: float) -> np.ndarray:
-    p = _clean(p)
-    R, m = p.shape
+def _steps(p: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """(order of the p-values, whether the i-th smallest passes alpha / (m - i)), i from 0."""
     order = np.argsort(p, axis=1, kind="stable")
-    sorted_p = np.take_along_axis(p, order, axis=1)
-    ok = sorted_p < alpha / (m - np.arange(m))  # step i (0-based) compares with alpha / (m - i)
-    keep = np.cumprod(ok, axis=1).astype(bool)  # step down: stop at the first failure
-    out = np.zeros((R, m), dtype=np.int8)
+    m = p.shape[1]
+    return order, np.take_along_axis(p, order, axis=1) < alpha / (m - np.arange(m))
+
+
+def _in_place(order: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Rejections given in p-value order, back in comparison order."""
+    out = np.zeros(keep.shape, dtype=np.int8)
     np.put_along_axis(out, order, keep.astype(np.int8), axis=1)
     return out
+
+
+def holm(p: np.ndarray, alpha: float) -> np.ndarray:
+    order, ok = _steps(_clean(p), alpha)
+    return _in_place(order, np.cumprod(ok, axis=1))  # step down: stop at the first failure
 
 
 def hochberg(p: np.ndarray, alpha: float) -> np.ndarray:
-    p = _clean(p)
-    R, m = p.shape
-    order = np.argsort(p, axis=1, kind="stable")
-    sorted_p = np.take_along_axis(p, order, axis=1)
-    ok = sorted_p < alpha / (m - np.arange(m))
+    order, ok = _steps(_clean(p), alpha)
+    m = ok.shape[1]
     # step up: the largest passing step rejects it and every smaller p-value
     last = np.where(ok.any(axis=1), m - 1 - np.argmax(ok[:, ::-1], axis=1), -1)
-    keep = np.arange(m)[None, :] <= last[:, None]
-    out = np.zeros((R, m), dtype=np.int8)
-    np.put_along_axis(out, order, keep.astype(np.int8), axis=1)
-    return out
+    return _in_place(order, np.arange(m)[None, :] <= last[:, None])
 
 
 def closed_simes(p: np.ndarray, alpha: float) -> np.ndarray:

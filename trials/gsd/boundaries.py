@@ -197,8 +197,9 @@ def crossing_probabilities(information_rates, upper, lower=None, drift: float = 
     return up, dn
 
 
-def _solve_efficacy(t, spend_increments, lower, grid_points) -> np.ndarray:
-    """Efficacy boundaries spending the given increments (under drift 0)."""
+def _solve_efficacy(t, spend_increments, lower, grid_points, two_sided: bool = False) -> np.ndarray:
+    """Efficacy boundaries spending the given increments (under drift 0). ``two_sided``:
+    symmetric boundaries, P(continued, |Z_k| >= c_k) spending each increment (``lower`` unused)."""
     k_max = len(t)
     rec = _Recursion(t, 0.0, grid_points)
     u = np.empty(k_max)
@@ -207,35 +208,17 @@ def _solve_efficacy(t, spend_increments, lower, grid_points) -> np.ndarray:
         if target <= 1e-15:
             u[k] = _Z_CAP
         elif k == 0:
-            u[k] = -_ndtri(target)
+            u[k] = -_ndtri(target / 2 if two_sided else target)
         else:
-            f = lambda x, k=k, target=target: rec.prob_above(k, x) - target  # noqa: E731
-            if f(-_Z_CAP) < 0:
-                raise ValueError(f"stage {k + 1}: cannot spend {target:.3g}, less probability is left")
-            u[k] = _Z_CAP if f(_Z_CAP) > 0 else optimize.brentq(f, -_Z_CAP, _Z_CAP, xtol=1e-13)
-        if k < k_max - 1:
-            rec.advance(k, lower[k], u[k])
-    return u
+            def f(x, k=k, target=target):
+                return rec.prob_above(k, x) + (rec.prob_below(k, -x) if two_sided else 0.0) - target
 
-
-def _solve_two_sided(t, spend_increments, grid_points) -> np.ndarray:
-    """Symmetric two-sided boundaries: P(continued, |Z_k| >= c_k) spends each increment."""
-    k_max = len(t)
-    rec = _Recursion(t, 0.0, grid_points)
-    u = np.empty(k_max)
-    for k in range(k_max):
-        target = spend_increments[k]
-        if target <= 1e-15:
-            u[k] = _Z_CAP
-        elif k == 0:
-            u[k] = -_ndtri(target / 2)
-        else:
-            f = lambda x, k=k, target=target: rec.prob_above(k, x) + rec.prob_below(k, -x) - target  # noqa: E731
-            if f(0.0) < 0:
+            start = 0.0 if two_sided else -_Z_CAP
+            if f(start) < 0:
                 raise ValueError(f"stage {k + 1}: cannot spend {target:.3g}, less probability is left")
-            u[k] = _Z_CAP if f(_Z_CAP) > 0 else optimize.brentq(f, 0.0, _Z_CAP, xtol=1e-13)
+            u[k] = _Z_CAP if f(_Z_CAP) > 0 else optimize.brentq(f, start, _Z_CAP, xtol=1e-13)
         if k < k_max - 1:
-            rec.advance(k, -u[k], u[k])
+            rec.advance(k, -u[k] if two_sided else lower[k], u[k])
     return u
 
 
@@ -399,14 +382,14 @@ def group_sequential_design(information_rates=None, *, kmax: int | None = None, 
         cum = spending_function(type_of_design, t, alpha, gamma) if sided == 1 else \
             2 * spending_function(type_of_design, t, alpha / 2, gamma)
         increments = np.diff(np.concatenate([[0.0], cum]))
-        u = _solve_efficacy(t, increments, eff_lower, r) if sided == 1 else _solve_two_sided(t, increments, r)
+        u = _solve_efficacy(t, increments, eff_lower, r, two_sided=sided == 2)
     elif type_of_design == "asUser":
         cum = np.asarray(user_alpha_spending if user_alpha_spending is not None else [], dtype=float)
         if cum.shape != (k_max,) or np.any(np.diff(cum) <= 0) or cum[0] <= 0 or abs(cum[-1] - alpha) > 1e-12:
             raise ValueError(f"asUser needs user_alpha_spending: {k_max} cumulative values, increasing, the last = "
                              f"alpha {alpha}, got {None if user_alpha_spending is None else list(user_alpha_spending)}")
         increments = np.diff(np.concatenate([[0.0], cum]))
-        u = _solve_efficacy(t, increments, eff_lower, r) if sided == 1 else _solve_two_sided(t, increments, r)
+        u = _solve_efficacy(t, increments, eff_lower, r, two_sided=sided == 2)
     elif type_of_design in _CONSTANT:
         if binding_futility:
             raise ValueError("binding futility is implemented for spending designs only")
