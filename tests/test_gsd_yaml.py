@@ -133,3 +133,20 @@ def test_a_wrong_spending_setting_is_one_message_and_exit_2(tmp_path, capsys, sa
         spec["decision"]["sided"] = sample_size.pop("sided")
     spec["sample_size"] = {"stages": [100, 200, 300], **sample_size}
     assert_simulate_refuses(spec, tmp_path, capsys, message)
+
+
+def test_the_simulation_report_names_the_boundaries_and_the_futility_rule(tmp_path):
+    import yaml
+
+    from insilico.cli import main
+
+    spec = design(2000, spending="hwang_shih_decani", spending_gamma=-4,
+                  futility={"spending": "kim_demets", "gamma": 2, "beta": 0.1}).model_dump(mode="json", exclude_none=True)
+    path = tmp_path / "design.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["simulate", "--design", str(path), "--out", str(tmp_path / "r.nc"), "--serial", "--no-progress"]) == 0
+    assert main(["report", str(tmp_path / "r.nc"), "--design", str(path), "--out", str(tmp_path / "report")]) == 0
+    html = (tmp_path / "report" / "simulation.html").read_text()
+    assert "Lan–DeMets Hwang–Shih–DeCani (γ = -4)-type" in html
+    assert "Kim–DeMets-type β spending, β = 0.1, ρ = 2" in html
+    assert (tmp_path / "report" / "simulation.pdf").read_bytes().startswith(b"%PDF")

@@ -116,3 +116,18 @@ def test_dunnett_needs_equal_treatment_allocations():
     spec["arms"][3]["allocation"] = 2
     with pytest.raises(ValueError, match="dunnett needs equal treatment-arm allocations"):
         TrialDesign.from_dict(spec)
+
+
+def test_the_simulation_report_names_the_procedure(tmp_path):
+    import yaml
+
+    from insilico.cli import main
+
+    spec = multiarm("hochberg").model_dump(mode="json", exclude_none=True)
+    spec["replicates"], spec["chunk_size"] = 2000, 1000
+    path = tmp_path / "design.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["simulate", "--design", str(path), "--out", str(tmp_path / "r.nc"), "--serial", "--no-progress"]) == 0
+    assert main(["report", str(tmp_path / "r.nc"), "--design", str(path), "--out", str(tmp_path / "report")]) == 0
+    html = (tmp_path / "report" / "simulation.html").read_text()
+    assert "rejected at family-wise α = 0.025" in html and "Hochberg&#39;s step-up procedure" in html

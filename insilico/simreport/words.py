@@ -13,7 +13,8 @@ import numpy as np
 import xarray as xr
 
 from insilico.trials import scales
-from insilico.trials.design import Family, TrialDesign
+from insilico.trials.components import BETA_SPENDING, SPENDING, FutilitySpending, SampleSize
+from insilico.trials.design import STEPWISE, Family, TrialDesign
 from insilico.trials.methods import method_of
 
 ESTIMAND_KEYS = ("population", "treatment", "variable", "intercurrent_events", "summary_measure")
@@ -103,6 +104,54 @@ def _drift_text(design: TrialDesign, shift: float) -> str:
     return f"log hazard ratio {shift:+.4g} of current vs historical controls"
 
 
+_FAMILY = {"asOF": "O'Brien–Fleming", "asP": "Pocock", "asHSD": "Hwang–Shih–DeCani", "asKD": "Kim–DeMets",
+           "asUser": "user-specified", "OF": "O'Brien–Fleming", "P": "Pocock",
+           "bsOF": "O'Brien–Fleming", "bsP": "Pocock", "bsHSD": "Hwang–Shih–DeCani", "bsKD": "Kim–DeMets"}
+
+
+def boundary_words(ss: SampleSize) -> str:
+    """The efficacy boundary family: 'Lan–DeMets Pocock-type', 'constant O'Brien–Fleming', …"""
+    code = SPENDING[ss.spending]
+    if code in ("OF", "P"):
+        return f"constant {_FAMILY[code]}"
+    name = _FAMILY[code]
+    if code == "asHSD":
+        name += f" (γ = {fmt(ss.spending_gamma)})"
+    elif code == "asKD":
+        name += f" (ρ = {fmt(ss.spending_gamma)})"
+    elif code == "asUser":
+        name += " (cumulative α " + ", ".join(fmt(a) for a in ss.user_alpha_spending) + ")"
+    return f"Lan–DeMets {name}-type"
+
+
+def futility_words(ss: SampleSize, *, short: bool = False) -> str:
+    """The futility rule, as a parenthesis (or, ``short``, a table fragment); '' when none."""
+    f = ss.futility
+    if f is None:
+        return ""
+    if isinstance(f, FutilitySpending):
+        code = BETA_SPENDING[f.spending]
+        family = _FAMILY[code]
+        gamma = f", {'ρ' if code == 'bsKD' else 'γ'} = {fmt(f.gamma)}" if f.gamma is not None else ""
+        rule = f"{family}-type β spending, β = {fmt(f.beta)}{gamma}"
+        return f"; futility: {rule}" if short else f" (non-binding futility stop from {rule})"
+    bounds = ", ".join(fmt(b) for b in f)
+    if short:
+        return f"; futility z < {bounds}" + (" (binding)" if ss.binding_futility else "")
+    return f" ({'binding' if ss.binding_futility else 'non-binding'} futility stop below {bounds})"
+
+
+def multiplicity_words(design: TrialDesign) -> str:
+    dec, k = design.decision, len(design.arms) - 1
+    if dec.multiplicity == "graph":
+        w = ", ".join(fmt(x) for x in dec.graph.weights)
+        return f"the graphical procedure of Bretz et al., initial weights {w}"
+    return {"bonferroni": f"Bonferroni, α/{k} each", "none": "no multiplicity adjustment",
+            "dunnett": f"Dunnett's single-step test, α = {design.comparison_alpha:.4g} each",
+            "holm": "Holm's step-down procedure", "hochberg": "Hochberg's step-up procedure",
+            "closed_simes": "closed testing with Simes tests (Hommel)"}[dec.multiplicity]
+
+
 def direction_symbol(design: TrialDesign) -> str:
     return ">" if design.direction == "greater" else "<"
 
@@ -117,18 +166,17 @@ def success_criterion(design: TrialDesign, calibrated_on: str | None = None) -> 
     parts = []
     freq = [a.name for a in design.analyses if not method_of(a).decides_by_probability]
     if freq:
+        level = f"family-wise α = {dec.alpha:g}" if dec.multiplicity in STEPWISE and k > 1 else f"α = {alpha:g}"
         if dec.sided == "one":
             h0 = "δ ≤ 0" if design.direction == "greater" else "δ ≥ 0"
-            text = f"{', '.join(freq)}: one-sided test of H0: {h0} rejected at α = {alpha:g}"
+            text = f"{', '.join(freq)}: one-sided test of H0: {h0} rejected at {level}"
         else:
-            text = f"{', '.join(freq)}: two-sided test of H0: δ = 0 rejected at α = {alpha:g}"
+            text = f"{', '.join(freq)}: two-sided test of H0: δ = 0 rejected at {level}"
         ss = design.sample_size
         if ss.stages is not None:
-            spend = {"obrien_fleming": "O'Brien–Fleming-type", "pocock": "Pocock-type"}[ss.spending]
-            text += (f", at the first of {len(ss.stages)} looks where the z statistic crosses the Lan–DeMets "
-                     f"{spend} efficacy boundary")
-            if ss.futility is not None:
-                text += " (non-binding futility stop below " + ", ".join(fmt(f) for f in ss.futility) + ")"
+            z = "the |z|" if dec.sided == "two" else "the z"
+            text += (f", at the first of {len(ss.stages)} looks where {z} statistic crosses the "
+                     f"{boundary_words(ss)} efficacy boundary{futility_words(ss)}")
         parts.append(text)
     bayes = [a.name for a in design.analyses if method_of(a).decides_by_probability]
     if bayes:
@@ -142,8 +190,7 @@ def success_criterion(design: TrialDesign, calibrated_on: str | None = None) -> 
             parts.append(f"{', '.join(bayes)}: Pr(δ {sym} 0 | data) > {c:g}")
     text = "; ".join(parts) + f"; {delta}"
     if k > 1:
-        adj = f"Bonferroni, α/{k} each" if dec.multiplicity == "bonferroni" else "no multiplicity adjustment"
-        text += f"; each of the {k} treatment arms is compared with control ({adj})"
+        text += f"; each of the {k} treatment arms is compared with control ({multiplicity_words(design)})"
     return text
 
 
@@ -228,10 +275,10 @@ def design_table(design: TrialDesign, criterion: str, replicates: int) -> dict:
         table["endpoint"] = (f"{family.replace('_', ' ')} outcome of generator '{Path(p.generator).name}' "
                              f"(study '{p.study}', {p.parameters.replace('_', ' ')})")
     if ss.stages is not None:
-        spend = {"obrien_fleming": "O'Brien–Fleming", "pocock": "Pocock"}[ss.spending]
         unit = "events" if family == "time_to_event" else "patients"
-        table["stages"] = (", ".join(str(s) for s in ss.stages) + f" {unit} (Lan–DeMets {spend}-type spending"
-                           + (f"; futility z < {', '.join(fmt(f) for f in ss.futility)}" if ss.futility else "") + ")")
+        kind = "boundaries" if SPENDING[ss.spending] in ("OF", "P") else "spending"
+        table["stages"] = (", ".join(str(s) for s in ss.stages) + f" {unit} ({boundary_words(ss)} {kind}"
+                           + futility_words(ss, short=True) + ")")
     table["sample size"] = design.n_total
     if design.external_control is not None:
         table["external controls"] = f"{design.external_control.n} per trial ({design.external_control.source})"
