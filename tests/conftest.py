@@ -28,6 +28,20 @@ def isolated_tracking_store(tmp_path_factory):
         os.environ["MLFLOW_TRACKING_URI"] = old
 
 
+@pytest.fixture(scope="session")
+def pinned_generators(tmp_path_factory) -> Path:
+    """Every spec of tests/data/generators fitted on its example data (seed 1), once per session:
+    small generators whose fits are bit-reproducible, so their posteriors are not kept in git."""
+    from insilico.virtual_patients.examples import example_data
+    from insilico.virtual_patients.fitting import fit
+
+    root = tmp_path_factory.mktemp("pinned_generators")
+    for spec_file in sorted((Path(__file__).parent / "data" / "generators").glob("*/spec.yaml")):
+        name = spec_file.parent.name
+        fit(example_data(name), GeneratorSpec.from_yaml(spec_file), seed=1, progress=False).save(root / name)
+    return root
+
+
 def assert_simulate_refuses(spec: dict, tmp_path, capsys, message: str) -> None:
     """`insilico simulate` of this design: one readable message holding ``message``, exit 2,
     no traceback, nothing written."""

@@ -4,8 +4,6 @@ interruption, and clear errors for bad designs."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import xarray as xr
@@ -257,7 +255,8 @@ def test_example_designs_run(name):
     assert np.isfinite(res.estimate.values).all()
 
 
-def test_generator_patients_on_a_cluster_that_does_not_see_the_generator_folder(dask_processes, tmp_path):
+def test_generator_patients_on_a_cluster_that_does_not_see_the_generator_folder(dask_processes, tmp_path,
+                                                                               pinned_generators):
     """The client ships the generator's files to the workers once (Dask scatter): the folder the
     design names is deleted before any chunk runs, so a worker that read it would fail; the
     results are bit-identical to a serial run that read the folder."""
@@ -268,7 +267,7 @@ def test_generator_patients_on_a_cluster_that_does_not_see_the_generator_folder(
     from insilico.virtual_patients.generator import generator_files
 
     folder = tmp_path / "generator"
-    shutil.copytree(Path(__file__).parent / "data" / "generators" / "anorexia", folder)
+    shutil.copytree(pinned_generators / "anorexia", folder)
     spec = read_yaml(data_dir("insilico.examples") / "design_procova.yaml")
     spec.update(replicates=400, chunk_size=100)
     spec["patients"]["generator"] = str(folder)

@@ -21,7 +21,6 @@ from insilico.common.specfile import read_yaml
 from insilico.trials.design import TrialDesign
 from insilico.trials.engine import run
 
-GENERATORS = Path(__file__).parent / "data" / "generators"
 DRAWS_FROM = {"design_colon_hybrid": "colon_obs", "design_opt_procova": "opt_control", "design_procova": "anorexia"}
 PINNED = {  # design -> SHA-256 over the result variables (name, dims, dtype, bytes); generator designs:
     # on the session-fitted generators (7a0476f), the others e3489bc
@@ -47,20 +46,6 @@ def results_sha256(ds) -> str:
 def test_every_bundled_design_is_pinned():
     bundled = sorted(p.stem for p in (data_dir("insilico.examples")).glob("design_*.yaml"))
     assert bundled == sorted(PINNED)
-
-
-@pytest.fixture(scope="session")
-def pinned_generators(tmp_path_factory) -> Path:
-    """The specs of tests/data/generators fitted on their example data (seed 1), once."""
-    from insilico.virtual_patients.examples import example_data
-    from insilico.virtual_patients.fitting import fit
-    from insilico.virtual_patients.spec import GeneratorSpec
-
-    root = tmp_path_factory.mktemp("pinned_generators")
-    for name in sorted(set(DRAWS_FROM.values())):
-        spec = GeneratorSpec.from_yaml(GENERATORS / name / "spec.yaml")
-        fit(example_data(name), spec, seed=1, progress=False).save(root / name)
-    return root
 
 
 def _pinned_design(name: str, generators: Path) -> TrialDesign:

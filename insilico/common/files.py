@@ -121,16 +121,23 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise InputError(f"{p}: cannot be read as {kind} ({err})") from err
 
 
-def load_tree(path: str | Path):
-    """A NetCDF file's groups as an ``xarray.DataTree``, read fully into memory and closed.
+def load_tree(path: str | Path, groups: tuple[str, ...] | None = None):
+    """A NetCDF file's groups as an ``xarray.DataTree``, read into memory and closed.
 
-    A tree left open keeps its HDF5 handle; reopening the same file later in the process
-    (a generator loaded again by the engine after a fit) then fails with an HDF error.
+    ``groups``: read only these top-level groups (KeyError naming a missing one), so a small
+    group of a large file is read without the rest. A tree left open keeps its HDF5 handle;
+    reopening the same file later in the process (a generator loaded again by the engine
+    after a fit) then fails with an HDF error.
     """
     import xarray as xr
 
     tree = xr.open_datatree(path, engine="netcdf4")
     try:
-        return tree.load()
+        if groups is None:
+            return tree.load()
+        missing = [g for g in groups if g not in tree.children]
+        if missing:
+            raise KeyError(f"no /{missing[0]} group")
+        return xr.DataTree.from_dict({g: tree[g].to_dataset().load() for g in groups})
     finally:
         tree.close()

@@ -14,7 +14,7 @@ import xarray as xr
 from insilico import tracking
 from insilico.common.environment import package_versions
 from insilico.common.errors import InputError
-from insilico.common.files import atomic, sha256_file
+from insilico.common.files import atomic, load_tree, sha256_file
 from insilico.trials.design import TrialDesign, check_runnable
 from insilico.trials.engine import run
 from insilico.trials.map_priors import resolve_map_priors
@@ -125,13 +125,9 @@ def read_results(path: str | Path, *, replicates: bool = True) -> tuple[xr.Datas
     if not p.is_file():
         raise InputError(f"{p}: no such file")
     try:
-        tree = xr.open_datatree(p, engine="netcdf4")
+        tree = load_tree(p, ("oc", "replicates") if replicates else ("oc",))
+    except KeyError as err:
+        raise InputError(f"{p}: not a results file written by 'insilico simulate' ({err.args[0]})") from err
     except (OSError, ValueError) as err:
         raise InputError(f"{p}: not a results file written by 'insilico simulate' ({err})") from err
-    try:
-        if "oc" not in tree.children or "replicates" not in tree.children:
-            raise InputError(f"{p}: not a results file written by 'insilico simulate' (no /oc group)")
-        oc = tree["oc"].to_dataset().load()
-        return (tree["replicates"].to_dataset().load() if replicates else None), oc
-    finally:
-        tree.close()
+    return (tree["replicates"].to_dataset() if replicates else None), tree["oc"].to_dataset()
